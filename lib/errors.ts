@@ -1,0 +1,17 @@
+import createError from '@fastify/error'
+
+// Stable codes: users match on `err.code`, so never rename one.
+
+export const InvalidOptionError = createError('FST_SIPWS_INVALID_OPTION', 'Invalid option %s: %s', 500, TypeError)
+export const UnknownHookError = createError('FST_SIPWS_UNKNOWN_HOOK', 'Unknown hook "%s"; expected one of %s', 500, TypeError)
+export const HookNotFunctionError = createError('FST_SIPWS_HOOK_NOT_FUNCTION', 'The %s hook must be a function, got %s', 500, TypeError)
+export const BadDumpOrderError = createError('FST_SIPWS_BAD_DUMP_ORDER', 'Bad display order parameter: "%s"; expected id_hash, used_desc or used_asc', 400, TypeError)
+
+export const LwscBadUrlError = createError('FST_SIPWS_LWSC_BAD_URL', 'lwsc: invalid WebSocket URL "%s": expected ws:// or wss://', 500, TypeError)
+export const LwscConnectTimeoutError = createError('FST_SIPWS_LWSC_CONNECT_TIMEOUT', 'lwsc: connecting to %s timed out after %d ms', 504)
+export const LwscReadTimeoutError = createError('FST_SIPWS_LWSC_READ_TIMEOUT', 'lwsc: no reply from %s within %d ms', 504)
+export const LwscConnectionError = createError('FST_SIPWS_LWSC_CONNECTION_FAILED', 'lwsc: connection to %s failed: %s', 502)
+export const LwscProtocolRefusedError = createError('FST_SIPWS_LWSC_PROTOCOL_REFUSED', 'lwsc: %s refused sub-protocol "%s"', 502)
+export const LwscQueueFullError = createError('FST_SIPWS_LWSC_QUEUE_FULL', 'lwsc: queue for %s is full (%d waiting)', 503)
+export const LwscClosedError = createError('FST_SIPWS_LWSC_CLOSED', 'lwsc: client is closed; cannot send to %s', 503)
+export const InvalidCloseError = createError('FST_SIPWS_INVALID_CLOSE', 'wsClose: invalid %s: %s', 500, TypeError)

@@ -1,0 +1,133 @@
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { HookNotFunctionError, UnknownHookError } from './errors'
+import type { ClosedBy } from './registry'
+
+/** A complete message (fragments already joined). */
+export interface WsMessage {
+  id: number
+  /** A string for a text message, a Buffer for a binary one. */
+  data: string | Buffer
+  binary: boolean
+  subProtocol: string
+  remoteAddress: string
+  remotePort: number
+}
+
+export interface WsOpenEvent {
+  id: number
+  subProtocol: string
+  remoteAddress: string
+  remotePort: number
+  localAddress: string
+  localPort: number
+  /** The upgrade request, as the `xhttp:request` hooks saw it (decorations included). */
+  request: FastifyRequest
+}
+
+export interface WsClosedEvent {
+  id: number
+  remoteAddress: string
+  remotePort: number
+  subProtocol: string
+  /** The close code sent by whoever closed (1006 when the TCP connection went without a Close frame). */
+  code: number
+  reason: string
+  by: ClosedBy
+}
+
+export type XhttpRequestHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown
+export type WsOpenHook = (this: FastifyInstance, event: WsOpenEvent) => unknown
+export type WsMessageHook = (this: FastifyInstance, message: WsMessage) => unknown
+export type WsClosedHook = (this: FastifyInstance, event: WsClosedEvent) => unknown
+
+export interface WsHookMap {
+  'xhttp:request': XhttpRequestHook
+  'websocket:open': WsOpenHook
+  'websocket:message': WsMessageHook
+  'websocket:closed': WsClosedHook
+}
+export type WsHookName = keyof WsHookMap
+
+interface Registered<F> {
+  fn: F
+  /** The instance `addWsHook` was called on: `this` inside the hook. */
+  instance: FastifyInstance
+}
+
+const NAMES: readonly WsHookName[] = ['xhttp:request', 'websocket:open', 'websocket:message', 'websocket:closed']
+
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
+}
+
+export class Hooks {
+  private readonly lists: { [K in WsHookName]: Array<Registered<WsHookMap[K]>> } = {
+    'xhttp:request': [],
+    'websocket:open': [],
+    'websocket:message': [],
+    'websocket:closed': []
+  }
+
+  constructor (private readonly log: FastifyBaseLogger) {}
+
+  add<K extends WsHookName> (instance: FastifyInstance, name: K, fn: WsHookMap[K]): void {
+    if (!NAMES.includes(name)) throw new UnknownHookError(String(name), NAMES.join(', '))
+    if (typeof fn !== 'function') throw new HookNotFunctionError(name, typeof fn)
+    this.lists[name].push({ fn, instance })
+  }
+
+  has (name: WsHookName): boolean {
+    return this.lists[name].length > 0
+  }
+
+  /**
+   * Runs the `xhttp:request` hooks in order, each awaited, and stops at the first that sends a reply.
+   * Returns true when a hook replied (the upgrade is refused). Errors propagate to Fastify's error
+   * handler, which logs them and answers 500 (or the error's statusCode).
+   */
+  async runRequest (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    for (const { fn, instance } of this.lists['xhttp:request']) {
+      await fn.call(instance, request, reply)
+      if (reply.sent) return true
+    }
+    return false
+  }
+
+  /**
+   * Runs event hooks in order. Synchronous hooks cost no promise; an async hook is awaited before the
+   * next one runs. A hook that throws or rejects is logged and the others still run: one bad handler
+   * must not take a connection down.
+   */
+  emit<K extends 'websocket:open' | 'websocket:message' | 'websocket:closed'> (name: K, event: Parameters<WsHookMap[K]>[0]): void | Promise<void> {
+    const list = this.lists[name] as Array<Registered<(this: FastifyInstance, e: typeof event) => unknown>>
+    for (let i = 0; i < list.length; i++) {
+      let result: unknown
+      try {
+        result = list[i].fn.call(list[i].instance, event)
+      } catch (err) {
+        this.failed(name, event, err)
+        continue
+      }
+      if (isThenable(result)) return this.emitRest(name, event, list, i + 1, result)
+    }
+  }
+
+  private async emitRest (name: WsHookName, event: { id: number }, list: Array<Registered<(this: FastifyInstance, e: any) => unknown>>, from: number, pending: PromiseLike<unknown>): Promise<void> {
+    try {
+      await pending
+    } catch (err) {
+      this.failed(name, event, err)
+    }
+    for (let i = from; i < list.length; i++) {
+      try {
+        await list[i].fn.call(list[i].instance, event)
+      } catch (err) {
+        this.failed(name, event, err)
+      }
+    }
+  }
+
+  private failed (name: WsHookName, event: { id: number }, err: unknown): void {
+    this.log.error({ err, id: event.id, hook: name }, 'fastify-sip-ws: %s hook failed', name)
+  }
+}

@@ -1,0 +1,82 @@
+import fastifyWebsocket from '@fastify/websocket'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { Hooks, type WsHookMap, type WsHookName } from './hooks'
+import { resolveSettings, type SipWsOptions } from './options'
+import type { ConnectionInfo, DumpOrder, DumpResult } from './registry'
+import { WsServer } from './server'
+import type { StatsSnapshot } from './stats'
+import { upgradeHook } from './upgrade'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Adds a hook: `xhttp:request`, `websocket:open`, `websocket:message` or `websocket:closed`. */
+    addWsHook: <K extends WsHookName>(name: K, fn: WsHookMap[K]) => FastifyInstance
+    /** Sends a text (string) or binary (Buffer) message; false for an unknown or closing connection. */
+    wsSend: (id: number, data: string | Buffer | Uint8Array) => boolean
+    /** Starts the close handshake of one connection, or of every one when `id` is left out. */
+    wsClose: (id?: number, status?: number, reason?: string) => boolean
+    wsDump: (order?: DumpOrder) => DumpResult
+    wsConnection: (id: number) => ConnectionInfo | undefined
+    wsPing: (id: number) => boolean
+    wsPong: (id: number) => boolean
+    wsDisable: () => void
+    wsEnable: () => void
+    wsStats: () => StatsSnapshot
+  }
+  interface FastifyRequest {
+    /** Set by an `xhttp:request` hook to choose the sub-protocol instead of the client's first choice. */
+    wsSubProtocol: string | null
+  }
+}
+
+const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, options) {
+  const settings = resolveSettings(options)
+  if (settings.keepaliveProcesses !== undefined) {
+    app.log.info({ keepaliveProcesses: settings.keepaliveProcesses }, 'fastify-sip-ws: keepaliveProcesses is ignored: one Node process sweeps every connection')
+  }
+  // @fastify/websocket routes upgrade requests through Fastify, which is what lets our onRequest hook see
+  // them; an app that registered it already keeps its own instance and options.
+  if (!app.hasDecorator('websocketServer')) await app.register(fastifyWebsocket)
+
+  const hooks = new Hooks(app.log)
+  const server = new WsServer(settings, hooks, app.log)
+
+  app.decorateRequest('wsSubProtocol', null)
+  app.decorate('addWsHook', function addWsHook<K extends WsHookName> (this: FastifyInstance, name: K, fn: WsHookMap[K]) {
+    hooks.add(this, name, fn)
+    return this
+  })
+  app.decorate('wsSend', (id: number, data: string | Buffer | Uint8Array) => server.send(id, data))
+  app.decorate('wsClose', (id?: number, status?: number, reason?: string) => {
+    if (id !== undefined) return server.closeById(id, status, reason)
+    let closed = false
+    for (const conn of [...server.registry.values()]) closed = server.closeById(conn.id, status, reason) || closed
+    return closed
+  })
+  app.decorate('wsDump', (order?: DumpOrder) => server.dump(order))
+  app.decorate('wsConnection', (id: number) => server.info(id))
+  app.decorate('wsPing', (id: number) => server.ping(id))
+  app.decorate('wsPong', (id: number) => server.pong(id))
+  app.decorate('wsDisable', () => {
+    server.enabled = false
+    app.log.warn('fastify-sip-ws: disabled; new WebSocket handshakes get 503')
+  })
+  app.decorate('wsEnable', () => {
+    server.enabled = true
+    app.log.warn('fastify-sip-ws: enabled')
+  })
+  app.decorate('wsStats', () => server.statistics())
+
+  app.addHook('onRequest', upgradeHook(server, hooks))
+  app.addHook('preClose', async () => { await server.shutdown() })
+}
+
+export const sipWs = fp(plugin, { fastify: '5.x', name: 'fastify-sip-ws' })
+export default sipWs
+
+export type { SipWsOptions, LwscOptions } from './options'
+export type { WsMessage, WsOpenEvent, WsClosedEvent, XhttpRequestHook, WsOpenHook, WsMessageHook, WsClosedHook, WsHookMap, WsHookName } from './hooks'
+export type { ConnectionInfo, DumpOrder, DumpResult, ClosedBy, ConnectionState } from './registry'
+export type { StatsSnapshot } from './stats'
+export * as errors from './errors'

@@ -1,0 +1,129 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { InvalidOptionError } from './errors'
+import { SERVER_NAME, SUB_PROTOCOL_BITS } from './constants'
+
+// RFC 7230 token: what a sub-protocol name may be.
+const TOKEN = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$'
+const PATH = '^/'
+
+const Milliseconds = (def: number, min = 1) => Type.Integer({ minimum: min, default: def })
+
+export const LwscOptionsSchema = Type.Object({
+  protocol: Type.String({ pattern: TOKEN, default: 'kmsg', description: 'Sub-protocol offered when none is given (Kamailio `protocol`)' }),
+  timeoutInit: Milliseconds(2000),
+  timeoutRead: Milliseconds(2000),
+  verbosity: Type.Integer({ minimum: 0, maximum: 3, default: 0 }),
+  poolSize: Type.Integer({ minimum: 1, maximum: 1024, default: 4, description: 'Open connections per (url, sub-protocol)' }),
+  queueSize: Type.Integer({ minimum: 0, default: 1024, description: 'Requests waiting for a free connection per (url, sub-protocol)' }),
+  keepaliveInterval: Milliseconds(5000, 0),
+  reconnectBackoffMin: Milliseconds(100),
+  reconnectBackoffMax: Milliseconds(2000),
+  origin: Type.Optional(Type.String()),
+  headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+  maxPayload: Type.Integer({ minimum: 1, default: 16 * 1024 * 1024 }),
+  // TLS options go straight to `tls.connect`; `rejectUnauthorized: false` is the documented unsafe switch.
+  tls: Type.Optional(Type.Unsafe<import('node:tls').ConnectionOptions>(Type.Object({}, { additionalProperties: true })))
+}, { additionalProperties: false, default: {} })
+
+export const SipWsOptionsSchema = Type.Object({
+  path: Type.Union([
+    Type.String({ pattern: PATH }),
+    Type.Array(Type.String({ pattern: PATH }), { minItems: 1 })
+  ], { default: '/', expected: 'a path starting with "/" or a non-empty list of them' }),
+  subProtocols: Type.Union([
+    Type.Integer({ minimum: 1, maximum: 3 }),
+    Type.Array(Type.String({ pattern: TOKEN }), { minItems: 1 })
+  ], { default: 3, expected: 'a bitmap 1 (sip), 2 (msrp), 3 (both) or a non-empty list of sub-protocol names' }),
+  corsMode: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 0, expected: '0 (none), 1 (any) or 2 (origin)' }),
+  keepaliveMechanism: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 1, expected: '0 (none), 1 (Ping) or 2 (Pong)' }),
+  keepaliveTimeout: Type.Number({ exclusiveMinimum: 0, default: 180 }),
+  keepaliveInterval: Type.Number({ exclusiveMinimum: 0, default: 1 }),
+  keepaliveProcesses: Type.Optional(Type.Integer({ minimum: 1 })),
+  keepaliveCloseDead: Type.Boolean({ default: true }),
+  pingApplicationData: Type.String({ maxLength: 125, default: SERVER_NAME }),
+  verboseList: Type.Boolean({ default: false }),
+  maxPayload: Type.Integer({ minimum: 1, default: 65536 }),
+  closeTimeout: Milliseconds(5000),
+  handshakeTimeout: Milliseconds(10000, 0),
+  maxConnections: Type.Integer({ minimum: 0, default: 0 }),
+  maxConnectionsPerIp: Type.Integer({ minimum: 0, default: 0 }),
+  maxBufferedAmount: Type.Integer({ minimum: 0, default: 4 * 1024 * 1024 }),
+  rpc: Type.Optional(Type.Object({
+    path: Type.String({ pattern: PATH, default: '/RPC' })
+  }, { additionalProperties: false })),
+  lwsc: LwscOptionsSchema
+}, { additionalProperties: false })
+
+export type SipWsOptionsResolved = Static<typeof SipWsOptionsSchema>
+export type LwscOptionsResolved = Static<typeof LwscOptionsSchema>
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] }
+/** What `register` accepts: every option may be left out and gets its default. */
+export type SipWsOptions = DeepPartial<SipWsOptionsResolved>
+export type LwscOptions = DeepPartial<LwscOptionsResolved>
+
+/** Options after validation, with the derived values the rest of the code needs. */
+export interface Settings extends SipWsOptionsResolved {
+  paths: ReadonlySet<string>
+  enabledProtocols: readonly string[]
+}
+
+/**
+ * Fills defaults and validates against the schema. Throws an error whose message names the first bad
+ * option, so a typo fails at `register` rather than at the first connection.
+ */
+export function resolve<T extends TSchema> (schema: T, input: unknown, prefix = ''): Static<T> {
+  if (input !== undefined && (input === null || typeof input !== 'object' || Array.isArray(input))) {
+    throw new InvalidOptionError(prefix || 'options', 'expected an object')
+  }
+  const value = Value.Default(schema, structuredCloneOptions(input ?? {}))
+  const first = Value.Errors(schema, value).First()
+  if (first !== undefined) {
+    const name = prefix + first.path.replace(/^\//, '').replace(/\//g, '.')
+    const expected = (first.schema as { expected?: string }).expected
+    throw new InvalidOptionError(`"${name || 'options'}"`, `${expected !== undefined ? 'expected ' + expected : first.message}, got ${describe(first.value)}`)
+  }
+  return value as Static<T>
+}
+
+export function resolveSettings (input: unknown): Settings {
+  const options = resolve(SipWsOptionsSchema, input)
+  if (options.lwsc.reconnectBackoffMax < options.lwsc.reconnectBackoffMin) {
+    throw new InvalidOptionError('"lwsc.reconnectBackoffMax"', 'must not be below lwsc.reconnectBackoffMin')
+  }
+  return {
+    ...options,
+    paths: new Set(typeof options.path === 'string' ? [options.path] : options.path),
+    enabledProtocols: protocolNames(options.subProtocols)
+  }
+}
+
+/** Kamailio's bitmap (1 sip, 2 msrp) or a list of names, as an ordered list of lower-case names. */
+export function protocolNames (subProtocols: number | readonly string[]): string[] {
+  if (typeof subProtocols === 'number') {
+    return Object.keys(SUB_PROTOCOL_BITS).filter((name) => (subProtocols & SUB_PROTOCOL_BITS[name]) !== 0)
+  }
+  return [...new Set(subProtocols.map((name) => name.toLowerCase()))]
+}
+
+// Value.Default mutates; copy plain data but keep Buffers and other class instances (TLS keys) as they are.
+function structuredCloneOptions (input: object): object {
+  const copy: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(input)) {
+    copy[key] = value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype
+      ? structuredCloneOptions(value)
+      : value
+  }
+  return copy
+}
+
+function describe (value: unknown): string {
+  if (value === undefined) return 'nothing'
+  try {
+    const text = JSON.stringify(value)
+    return text.length > 60 ? text.slice(0, 57) + '...' : text
+  } catch {
+    return typeof value
+  }
+}

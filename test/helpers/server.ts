@@ -1,0 +1,44 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { once } from 'node:events'
+import WebSocket from 'ws'
+import sipWs, { type SipWsOptions } from '../../lib'
+
+export interface Started {
+  app: FastifyInstance
+  port: number
+  url: string
+}
+
+/** A Fastify app with the plugin, listening on 127.0.0.1 and a free port. */
+export async function startApp (options: SipWsOptions = {}, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<Started> {
+  const app = Fastify({ logger: false })
+  await app.register(sipWs, options)
+  if (setup !== undefined) await setup(app)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return { app, port: address.port, url: `ws://127.0.0.1:${address.port}` }
+}
+
+/** A ws client, open; rejects on an unexpected HTTP response. */
+export async function connect (url: string, protocols: string | string[] = 'sip', options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
+  const ws = new WebSocket(url, protocols, options)
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+    ws.once('unexpected-response', (_req, res) => { reject(new Error(`unexpected response ${String(res.statusCode)}`)) })
+  })
+  return ws
+}
+
+/** Resolves with the close code and reason the client saw. */
+export async function closed (ws: WebSocket): Promise<{ code: number, reason: string }> {
+  if (ws.readyState === WebSocket.CLOSED) throw new Error('already closed')
+  const [code, reason] = await once(ws, 'close') as [number, Buffer]
+  return { code, reason: reason.toString() }
+}
+
+export async function nextMessage (ws: WebSocket): Promise<{ data: Buffer, isBinary: boolean }> {
+  const [data, isBinary] = await once(ws, 'message') as [Buffer, boolean]
+  return { data, isBinary }
+}
