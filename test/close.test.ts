@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import type { WsClosedEvent } from '../lib'
+import { frame, rawWebSocket } from './helpers/frames'
+import { closed, connect, startApp } from './helpers/server'
+
+function collector (): { events: WsClosedEvent[], next: () => Promise<WsClosedEvent>, hook: (e: WsClosedEvent) => void } {
+  const events: WsClosedEvent[] = []
+  const waiters: Array<(e: WsClosedEvent) => void> = []
+  let taken = 0
+  return {
+    events,
+    hook: (e) => {
+      events.push(e)
+      const w = waiters.shift()
+      if (w !== undefined) { taken++; w(e) }
+    },
+    next: async () => {
+      if (events.length > taken) return events[taken++]
+      return await new Promise((resolve) => waiters.push(resolve))
+    }
+  }
+}
+
+describe('close and websocket:closed', () => {
+  test('local close: wsClose(id) sends the code and reason, the event fires once with by "local"', async () => {
+    const c = collector()
+    const s = await startApp({}, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    try {
+      const ws = await connect(s.url)
+      const id = s.app.wsDump().connections[0].id
+      const seen = closed(ws)
+      assert.equal(s.app.wsClose(id, 4000, 'bye now'), true)
+      assert.deepEqual(await seen, { code: 4000, reason: 'bye now' })
+      const e = await c.next()
+      assert.deepEqual({ id: e.id, by: e.by, code: e.code, reason: e.reason, subProtocol: e.subProtocol, remoteAddress: e.remoteAddress }, { id, by: 'local', code: 4000, reason: 'bye now', subProtocol: 'sip', remoteAddress: '127.0.0.1' })
+      assert.equal(typeof e.remotePort, 'number')
+      assert.equal(s.app.wsClose(id), false, 'closed ids are unknown')
+      assert.equal(s.app.wsConnection(id), undefined)
+      assert.equal(c.events.length, 1)
+    } finally { await s.app.close() }
+  })
+
+  test('wsClose defaults to 1000 "Normal closure"; unknown ids give false; bad codes throw', async () => {
+    const s = await startApp()
+    try {
+      const ws = await connect(s.url)
+      const seen = closed(ws)
+      assert.equal(s.app.wsClose(999999), false)
+      assert.throws(() => s.app.wsClose(1, 1005), { code: 'FST_SIPWS_INVALID_CLOSE' })
+      assert.throws(() => s.app.wsClose(1, 1000, 'x'.repeat(124)), { code: 'FST_SIPWS_INVALID_CLOSE' })
+      assert.equal(s.app.wsClose(s.app.wsDump().connections[0].id), true)
+      assert.deepEqual(await seen, { code: 1000, reason: 'Normal closure' })
+    } finally { await s.app.close() }
+  })
+
+  test('wsClose() without an id closes every connection', async () => {
+    const s = await startApp()
+    try {
+      const clients = await Promise.all([connect(s.url), connect(s.url), connect(s.url)])
+      const all = Promise.all(clients.map(closed))
+      assert.equal(s.app.wsClose(undefined, 1001, 'maintenance'), true)
+      for (const r of await all) assert.deepEqual(r, { code: 1001, reason: 'maintenance' })
+      assert.equal(s.app.wsClose(), false, 'nothing left to close')
+    } finally { await s.app.close() }
+  })
+
+  test('a peer that never answers the Close is terminated after closeTimeout', async () => {
+    const c = collector()
+    const s = await startApp({ closeTimeout: 200 }, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    try {
+      const raw = await rawWebSocket(s.port)
+      const id = s.app.wsDump().connections[0].id
+      const started = Date.now()
+      s.app.wsClose(id)
+      assert.equal((await raw.closeFrame())?.code, 1000)
+      await raw.ended
+      const e = await c.next()
+      assert.equal(e.by, 'local')
+      assert.ok(Date.now() - started >= 150, 'waited for the peer first')
+    } finally { await s.app.close() }
+  })
+
+  test('remote close and a vanished peer: by "remote", once each', async () => {
+    const c = collector()
+    const s = await startApp({}, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    try {
+      const ws = await connect(s.url)
+      ws.close(4100, 'client leaves')
+      const e = await c.next()
+      assert.deepEqual([e.by, e.code, e.reason], ['remote', 4100, 'client leaves'])
+      const raw = await rawWebSocket(s.port)
+      raw.socket.destroy()
+      const gone = await c.next()
+      assert.deepEqual([gone.by, gone.code], ['remote', 1006])
+      assert.equal(c.events.length, 2)
+    } finally { await s.app.close() }
+  })
+
+  test('protocol error: by "error", counted as a failed connection', async () => {
+    const c = collector()
+    const s = await startApp({}, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    try {
+      const raw = await rawWebSocket(s.port)
+      raw.write(frame(1, 'x', { mask: false }))
+      const e = await c.next()
+      assert.deepEqual([e.by, e.code, e.reason], ['error', 1002, 'Protocol error'])
+      assert.equal(s.app.wsStats().ws_failed_connections, 1)
+      assert.equal(s.app.wsStats().ws_sip_failed_connections, 1)
+    } finally { await s.app.close() }
+  })
+
+  test('app.close() closes every open connection with 1001 "Going Away" and fires closed for each', async () => {
+    const c = collector()
+    const s = await startApp({}, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    const clients = await Promise.all([connect(s.url), connect(s.url, 'msrp'), connect(s.url)])
+    const raw = await rawWebSocket(s.port)
+    const seen = Promise.all(clients.map(closed))
+    await s.app.close()
+    for (const r of await seen) assert.deepEqual(r, { code: 1001, reason: 'Going Away' })
+    assert.deepEqual(await raw.closeFrame(), { code: 1001, reason: 'Going Away' })
+    assert.equal(c.events.length, 4)
+    assert.deepEqual(new Set(c.events.map((e) => e.id)).size, 4)
+    for (const e of c.events) assert.deepEqual([e.by, e.code, e.reason], ['local', 1001, 'Going Away'])
+    assert.equal(s.app.wsStats().ws_current_connections, 0)
+  })
+
+  test('app.close() finishes even when a peer ignores the Close', async () => {
+    const c = collector()
+    const s = await startApp({ closeTimeout: 100 }, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    const raw = await rawWebSocket(s.port)
+    raw.socket.pause()
+    await s.app.close()
+    assert.equal(c.events.length, 1)
+    assert.equal(c.events[0].code, 1001)
+    raw.socket.destroy()
+  })
+
+  test('closed events fire exactly once under a mix of closes', async () => {
+    const c = collector()
+    const s = await startApp({}, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    const clients = await Promise.all(Array.from({ length: 20 }, async () => await connect(s.url)))
+    const ids = s.app.wsDump().connections.map((x) => x.id)
+    clients.forEach((ws, i) => {
+      if (i % 4 === 0) ws.close()
+      else if (i % 4 === 1) ws.terminate()
+      else if (i % 4 === 2) s.app.wsClose(ids[i])
+    })
+    await s.app.close()
+    assert.equal(c.events.length, 20)
+    assert.deepEqual(new Set(c.events.map((e) => e.id)), new Set(ids))
+  })
+})

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import Fastify from 'fastify'
+import sipWs from '../lib'
+import { resolveSettings } from '../lib/options'
+import { VERSION } from '../lib/constants'
+
+describe('options', () => {
+  test('defaults follow Kamailio', () => {
+    const s = resolveSettings({})
+    assert.equal(s.path, '/')
+    assert.deepEqual(s.enabledProtocols, ['sip', 'msrp'])
+    assert.equal(s.corsMode, 0)
+    assert.equal(s.keepaliveMechanism, 1)
+    assert.equal(s.keepaliveTimeout, 180)
+    assert.equal(s.keepaliveInterval, 1)
+    assert.equal(s.pingApplicationData, `fastify-sip-ws (${VERSION})`)
+    assert.equal(s.maxPayload, 65536)
+    assert.deepEqual({ ...s.lwsc }, { protocol: 'kmsg', timeoutInit: 2000, timeoutRead: 2000, verbosity: 0, poolSize: 4, queueSize: 1024, keepaliveInterval: 5000, reconnectBackoffMin: 100, reconnectBackoffMax: 2000, maxPayload: 16 * 1024 * 1024 })
+  })
+
+  test('the bitmap and names map to protocol lists', () => {
+    assert.deepEqual(resolveSettings({ subProtocols: 1 }).enabledProtocols, ['sip'])
+    assert.deepEqual(resolveSettings({ subProtocols: 2 }).enabledProtocols, ['msrp'])
+    assert.deepEqual(resolveSettings({ subProtocols: ['SIP', 'kmsg', 'sip'] }).enabledProtocols, ['sip', 'kmsg'])
+  })
+
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ['path', { path: 'ws' }],
+    ['path', { path: [] }],
+    ['subProtocols', { subProtocols: 4 }],
+    ['subProtocols', { subProtocols: ['bad name'] }],
+    ['corsMode', { corsMode: 3 }],
+    ['keepaliveMechanism', { keepaliveMechanism: 'ping' }],
+    ['keepaliveTimeout', { keepaliveTimeout: 0 }],
+    ['keepaliveInterval', { keepaliveInterval: -1 }],
+    ['pingApplicationData', { pingApplicationData: 'x'.repeat(126) }],
+    ['maxPayload', { maxPayload: 1.5 }],
+    ['closeTimeout', { closeTimeout: 0 }],
+    ['maxConnections', { maxConnections: -1 }],
+    ['rpc.path', { rpc: { path: 'RPC' } }],
+    ['lwsc.timeoutRead', { lwsc: { timeoutRead: 'slow' } }],
+    ['lwsc.protocol', { lwsc: { protocol: '' } }],
+    ['sipPort', { sipPort: 5060 }]
+  ]
+  for (const [name, options] of bad) {
+    test(`a bad ${name} fails register with an error naming it`, async () => {
+      const app = Fastify()
+      await assert.rejects(async () => { await app.register(sipWs, options); await app.ready() }, (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'FST_SIPWS_INVALID_OPTION')
+        assert.ok(err.message.includes(`"${name}"`), err.message)
+        return true
+      })
+      await app.close()
+    })
+  }
+
+  test('keepaliveProcesses is accepted and logged as ignored', async () => {
+    const lines: string[] = []
+    const app = Fastify({ logger: { level: 'info', stream: { write: (l: string) => { lines.push(l) } } } })
+    await app.register(sipWs, { keepaliveProcesses: 4 })
+    await app.ready()
+    assert.ok(lines.some((l) => l.includes('keepaliveProcesses is ignored')))
+    await app.close()
+  })
+})
