@@ -83,7 +83,7 @@ export function chooseProtocol (offered: readonly string[], enabled: readonly st
   if (chosenByHook !== undefined) {
     const wanted = chosenByHook.toLowerCase()
     const match = offered.find((name) => name.toLowerCase() === wanted)
-    if (match !== undefined) return { protocol: match }
+    if (match !== undefined && enabled.includes(wanted)) return { protocol: match }
     return { status: 400, headers: supportedHeaders([chosenByHook]), message: `Sub-protocol "${chosenByHook}" is required here but was not offered` }
   }
   for (const name of offered) {

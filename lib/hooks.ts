@@ -42,6 +42,8 @@ export type WsClosedHook = (this: FastifyInstance, event: WsClosedEvent) => unkn
 
 export interface WsHookMap {
   'xhttp:request': XhttpRequestHook
+  /** Runs before each JSON-RPC request on `rpc.path`; a hook that replies refuses it (auth, say). */
+  'rpc:request': XhttpRequestHook
   'websocket:open': WsOpenHook
   'websocket:message': WsMessageHook
   'websocket:closed': WsClosedHook
@@ -54,7 +56,7 @@ interface Registered<F> {
   instance: FastifyInstance
 }
 
-const NAMES: readonly WsHookName[] = ['xhttp:request', 'websocket:open', 'websocket:message', 'websocket:closed']
+const NAMES: readonly WsHookName[] = ['xhttp:request', 'rpc:request', 'websocket:open', 'websocket:message', 'websocket:closed']
 
 function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
@@ -63,6 +65,7 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 export class Hooks {
   private readonly lists: { [K in WsHookName]: Array<Registered<WsHookMap[K]>> } = {
     'xhttp:request': [],
+    'rpc:request': [],
     'websocket:open': [],
     'websocket:message': [],
     'websocket:closed': []
@@ -81,12 +84,12 @@ export class Hooks {
   }
 
   /**
-   * Runs the `xhttp:request` hooks in order, each awaited, and stops at the first that sends a reply.
-   * Returns true when a hook replied (the upgrade is refused). Errors propagate to Fastify's error
-   * handler, which logs them and answers 500 (or the error's statusCode).
+   * Runs the `xhttp:request` (or `rpc:request`) hooks in order, each awaited, and stops at the first that
+   * sends a reply. Returns true when a hook replied (the request is refused). Errors propagate to Fastify's
+   * error handler, which logs them and answers 500 (or the error's statusCode).
    */
-  async runRequest (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    for (const { fn, instance } of this.lists['xhttp:request']) {
+  async runRequest (name: 'xhttp:request' | 'rpc:request', request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    for (const { fn, instance } of this.lists[name]) {
       await fn.call(instance, request, reply)
       if (reply.sent) return true
     }

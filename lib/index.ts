@@ -7,6 +7,8 @@ import type { ConnectionInfo, DumpOrder, DumpResult } from './registry'
 import { WsServer } from './server'
 import type { StatsSnapshot } from './stats'
 import { upgradeHook } from './upgrade'
+import { registerRpc } from './rpc'
+import { registerMetrics } from './metrics'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -58,17 +60,13 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   app.decorate('wsConnection', (id: number) => server.info(id))
   app.decorate('wsPing', (id: number) => server.ping(id))
   app.decorate('wsPong', (id: number) => server.pong(id))
-  app.decorate('wsDisable', () => {
-    server.enabled = false
-    app.log.warn('fastify-sip-ws: disabled; new WebSocket handshakes get 503')
-  })
-  app.decorate('wsEnable', () => {
-    server.enabled = true
-    app.log.warn('fastify-sip-ws: enabled')
-  })
+  app.decorate('wsDisable', () => { server.setEnabled(false) })
+  app.decorate('wsEnable', () => { server.setEnabled(true) })
   app.decorate('wsStats', () => server.statistics())
 
   app.addHook('onRequest', upgradeHook(server, hooks))
+  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc.path, server, hooks)
+  if (settings.metrics !== undefined) registerMetrics(settings.metrics.registry, settings.metrics.prefix, () => server.statistics())
   app.addHook('preClose', async () => { await server.shutdown() })
 }
 

@@ -3,6 +3,11 @@ import { Value } from '@sinclair/typebox/value'
 import { InvalidOptionError } from './errors'
 import { SERVER_NAME, SUB_PROTOCOL_BITS } from './constants'
 
+/** A prom-client `Registry`, typed by shape so the package's types do not need prom-client installed. */
+export interface PromRegistryLike {
+  registerMetric: (metric: any) => void
+}
+
 // RFC 7230 token: what a sub-protocol name may be.
 const TOKEN = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$'
 const PATH = '^/'
@@ -51,6 +56,10 @@ export const SipWsOptionsSchema = Type.Object({
   maxBufferedAmount: Type.Integer({ minimum: 0, default: 4 * 1024 * 1024 }),
   rpc: Type.Optional(Type.Object({
     path: Type.String({ pattern: PATH, default: '/RPC' })
+  }, { additionalProperties: false })),
+  metrics: Type.Optional(Type.Object({
+    registry: Type.Unsafe<PromRegistryLike>(Type.Object({}, { additionalProperties: true })),
+    prefix: Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', default: 'websocket_' })
   }, { additionalProperties: false })),
   lwsc: LwscOptionsSchema
 }, { additionalProperties: false })

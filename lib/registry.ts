@@ -150,10 +150,11 @@ export class Registry {
       case 'id_hash':
         for (const conn of this.byId.values()) if (!add(conn)) break
         break
-      case 'used_desc':
+      // Kamailio sorts on "last used Ns ago": ascending is the most recently used first (observed on 5.6).
+      case 'used_asc':
         for (let conn = this.tail; conn !== null; conn = conn.prev) if (!add(conn)) break
         break
-      case 'used_asc':
+      case 'used_desc':
         for (let conn = this.head; conn !== null; conn = conn.next) if (!add(conn)) break
         break
       default:
@@ -178,6 +179,12 @@ export class Registry {
     conn.prev = null
     conn.next = null
   }
+}
+
+/** Kamailio's `ws.dump` line: `35: ws:127.0.0.1:42304 -> ws:127.0.0.1:8100 (state: OPEN,  last used 0s ago, sub-protocol: sip)`. */
+export function dumpLine (info: ConnectionInfo): string {
+  const host = (address: string): string => address.includes(':') ? `[${address}]` : address
+  return `${info.id}: ${info.transport}:${host(info.remoteAddress)}:${info.remotePort} -> ${info.transport}:${host(info.localAddress)}:${info.localPort} (state: ${info.state},  last used ${info.lastUsedAgo}s ago, sub-protocol: ${info.subProtocol})`
 }
 
 export function describeConnection (conn: Connection, now: number): ConnectionInfo {

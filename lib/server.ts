@@ -47,7 +47,7 @@ export class WsServer {
   readonly keepalive: Keepalive
   private readonly wss: WebSocketServer
   private readonly pingData: Buffer
-  enabled = true
+  private enabled = true
   private shuttingDown = false
   private drained: (() => void) | null = null
 
@@ -77,7 +77,7 @@ export class WsServer {
       verbose: settings.verboseList
     }, {
       probe: (conn, now) => { this.probe(conn, now) },
-      expire: (conn) => { this.close(conn, 'keepalive', CLOSE_POLICY, 'Keepalive timeout') }
+      expire: (conn) => { this.close(conn, 'keepalive', CLOSE_GOING_AWAY, 'Keepalive timeout') }
     }, log)
     this.keepalive.start()
   }
@@ -225,6 +225,11 @@ export class WsServer {
   })(this)
 
   // ---- operations ------------------------------------------------------------------------------------
+
+  setEnabled (enabled: boolean): void {
+    this.enabled = enabled
+    this.log.warn(enabled ? 'fastify-sip-ws: enabled' : 'fastify-sip-ws: disabled; new WebSocket handshakes get 503')
+  }
 
   get (id: number): Connection | undefined {
     return this.registry.get(id)

@@ -30,7 +30,7 @@ export function upgradeHook (server: WsServer, hooks: Hooks) {
       server.upgrade(request, reply)
       return
     }
-    hooks.runRequest(request, reply).then((refused) => {
+    hooks.runRequest('xhttp:request', request, reply).then((refused) => {
       if (!refused && !reply.sent) server.upgrade(request, reply)
     }, done)
   }

@@ -1,0 +1,133 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Hooks } from './hooks'
+import { DUMP_ORDERS, dumpLine } from './registry'
+import type { WsServer } from './server'
+
+/**
+ * JSON-RPC 2.0 over HTTP POST with the method names, result shapes, error texts and HTTP statuses of
+ * Kamailio's `jsonrpcs` module (observed on 5.6), so a script written against Kamailio's /RPC works
+ * unchanged. Beyond Kamailio: batches and notifications follow JSON-RPC 2.0.
+ */
+
+interface RpcRequest {
+  jsonrpc?: unknown
+  method?: unknown
+  params?: unknown
+  id?: unknown
+}
+
+interface RpcError { code: number, message: string }
+type RpcResponse = { jsonrpc: '2.0', result: unknown, id: unknown } | { jsonrpc: '2.0', error: RpcError, id: unknown }
+
+class Fault extends Error {
+  constructor (readonly code: number, message: string) { super(message) }
+}
+
+const PARSE_ERROR: RpcError = { code: -32700, message: 'Parse error' }
+const INVALID_REQUEST: RpcError = { code: -32600, message: 'Invalid Request' }
+
+type Method = (params: unknown[]) => unknown
+
+export function rpcMethods (server: WsServer): Record<string, Method> {
+  const connectionId = (params: unknown[]): number => {
+    if (params.length === 0) throw new Fault(500, 'Invalid Parameters')
+    const id = params[0]
+    // Kamailio takes only an integer here; anything else names no connection.
+    if (typeof id !== 'number' || !Number.isInteger(id)) throw new Fault(500, 'Unknown connection ID')
+    return id
+  }
+  const known = (ok: boolean): Record<string, never> => {
+    if (!ok) throw new Fault(500, 'Unknown connection ID')
+    return {}
+  }
+  return {
+    'ws.dump': (params) => {
+      const order = params[0] ?? 'id_hash'
+      if (typeof order !== 'string' || !DUMP_ORDERS.includes(order as never)) throw new Fault(400, 'Bad display order parameter')
+      const { connections, wscounter, truncated } = server.dump(order)
+      return { connections: connections.map(dumpLine), info: { wscounter, truncated: truncated ? 'yes' : 'no' } }
+    },
+    'ws.close': (params) => known(server.closeById(connectionId(params))),
+    'ws.ping': (params) => known(server.ping(connectionId(params))),
+    'ws.pong': (params) => known(server.pong(connectionId(params))),
+    'ws.disable': () => { server.setEnabled(false); return {} },
+    'ws.enable': () => { server.setEnabled(true); return {} },
+    'stats.get_statistics': (params) => statisticsLines(server.statistics(), params.length === 0 ? ['all'] : params)
+  }
+}
+
+/** Kamailio's `stats.get_statistics`: `all`, a group (`websocket:`), or single names, as sorted lines. */
+export function statisticsLines (stats: Record<string, number>, selectors: unknown[]): string[] {
+  const names = Object.keys(stats).sort()
+  const wanted = new Set<string>()
+  for (const selector of selectors) {
+    if (typeof selector !== 'string') continue
+    if (selector === 'all' || selector === 'websocket:') names.forEach((n) => wanted.add(n))
+    else {
+      const name = selector.startsWith('websocket:') ? selector.slice('websocket:'.length) : selector
+      if (name in stats) wanted.add(name)
+    }
+  }
+  return names.filter((n) => wanted.has(n)).map((n) => `websocket:${n} = ${stats[n]}`)
+}
+
+function call (methods: Record<string, Method>, request: unknown): RpcResponse | null {
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) {
+    return { jsonrpc: '2.0', error: INVALID_REQUEST, id: null }
+  }
+  const { jsonrpc, method, params, id } = request as RpcRequest
+  const isNotification = !('id' in request)
+  if ((jsonrpc !== undefined && jsonrpc !== '2.0') || typeof method !== 'string' || (params !== undefined && !Array.isArray(params))) {
+    return { jsonrpc: '2.0', error: INVALID_REQUEST, id: id ?? null }
+  }
+  const fn = Object.hasOwn(methods, method) ? methods[method] : undefined
+  let response: RpcResponse
+  if (fn === undefined) {
+    response = { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found' }, id: id ?? null }
+  } else {
+    try {
+      response = { jsonrpc: '2.0', result: fn(params ?? []), id: id ?? null }
+    } catch (err) {
+      const fault = err instanceof Fault ? err : new Fault(500, 'Internal error')
+      response = { jsonrpc: '2.0', error: { code: fault.code, message: fault.message }, id: id ?? null }
+    }
+  }
+  return isNotification ? null : response
+}
+
+/** Kamailio answers a fault with its code as the HTTP status, or 500 for JSON-RPC's negative codes. */
+function httpStatus (response: RpcResponse): number {
+  if (!('error' in response)) return 200
+  return response.error.code >= 100 && response.error.code < 600 ? response.error.code : 500
+}
+
+export function handle (methods: Record<string, Method>, body: string): { status: number, payload: unknown } {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body)
+  } catch {
+    return { status: 500, payload: { jsonrpc: '2.0', error: PARSE_ERROR, id: null } }
+  }
+  if (Array.isArray(parsed)) {
+    if (parsed.length === 0) return { status: 500, payload: { jsonrpc: '2.0', error: INVALID_REQUEST, id: null } }
+    const responses = parsed.map((r) => call(methods, r)).filter((r): r is RpcResponse => r !== null)
+    return responses.length === 0 ? { status: 204, payload: null } : { status: 200, payload: responses }
+  }
+  const response = call(methods, parsed)
+  return response === null ? { status: 204, payload: null } : { status: httpStatus(response), payload: response }
+}
+
+/** Registers the POST route in its own context so its raw-body parser does not touch the app's. */
+export async function registerRpc (app: FastifyInstance, path: string, server: WsServer, hooks: Hooks): Promise<void> {
+  const methods = rpcMethods(server)
+  await app.register(async function sipWsRpc (child) {
+    child.removeAllContentTypeParsers()
+    child.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => { done(null, body) })
+    child.post(path, async (request: FastifyRequest, reply: FastifyReply) => {
+      if (await hooks.runRequest('rpc:request', request, reply)) return reply
+      const { status, payload } = handle(methods, typeof request.body === 'string' ? request.body : '')
+      if (status === 204) return await reply.code(204).send()
+      return await reply.code(status).type('application/json').send(JSON.stringify(payload))
+    })
+  })
+}
