@@ -72,7 +72,7 @@ describe('lwsc request', () => {
       onMessage: (ws, data) => {
         const text = data.toString()
         if (text === 'slow') {
-          setTimeout(() => { ws.send('reply:slow', () => { lateSent() }) }, 260)
+          setTimeout(() => { ws.send('reply:slow', () => { lateSent() }) }, 400)
         } else {
           ws.send('reply:' + text)
         }
@@ -353,7 +353,7 @@ describe('lwsc lifecycle', () => {
   test('keepalive pings open connections and drops a peer that never answers', async (t) => {
     const answering = await startPeer()
     const mute = await startPeer({ autoPong: false })
-    const client = new LwscClient({ ...FAST, keepaliveInterval: 40 })
+    const client = new LwscClient({ ...FAST, keepaliveInterval: 100 })
     t.after(async () => { await client.close(); await answering.close(); await mute.close() })
 
     assert.equal(await client.request(answering.url, 'a'), 'a')
