@@ -5,6 +5,7 @@ import { Hooks, type WsHookMap, type WsHookName } from './hooks'
 import { resolveSettings, type SipWsOptions } from './options'
 import type { ConnectionInfo, DumpOrder, DumpResult } from './registry'
 import { WsServer } from './server'
+import { LwscClient } from './lwsc'
 import type { StatsSnapshot } from './stats'
 import { upgradeHook } from './upgrade'
 import { registerRpc } from './rpc'
@@ -25,6 +26,8 @@ declare module 'fastify' {
     wsDisable: () => void
     wsEnable: () => void
     wsStats: () => StatsSnapshot
+    /** The WebSocket client (Kamailio's lwsc), closed with the app. */
+    lwsc: LwscClient
   }
   interface FastifyRequest {
     /** Set by an `xhttp:request` hook to choose the sub-protocol instead of the client's first choice. */
@@ -63,6 +66,9 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   app.decorate('wsDisable', () => { server.setEnabled(false) })
   app.decorate('wsEnable', () => { server.setEnabled(true) })
   app.decorate('wsStats', () => server.statistics())
+  const lwsc = new LwscClient(settings.lwsc, app.log)
+  app.decorate('lwsc', lwsc)
+  app.addHook('onClose', async () => { await lwsc.close() })
 
   app.addHook('onRequest', upgradeHook(server, hooks))
   if (settings.rpc !== undefined) await registerRpc(app, settings.rpc.path, server, hooks)
@@ -78,3 +84,5 @@ export type { WsMessage, WsOpenEvent, WsClosedEvent, XhttpRequestHook, WsOpenHoo
 export type { ConnectionInfo, DumpOrder, DumpResult, ClosedBy, ConnectionState } from './registry'
 export type { StatsSnapshot } from './stats'
 export * as errors from './errors'
+export { LwscClient } from './lwsc'
+export type { LwscLogger, LwscStats } from './lwsc'

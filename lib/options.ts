@@ -66,7 +66,12 @@ export const SipWsOptionsSchema = Type.Object({
 export type SipWsOptionsResolved = Static<typeof SipWsOptionsSchema>
 export type LwscOptionsResolved = Static<typeof LwscOptionsSchema>
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] }
+// Values passed through as they are (a TLS options bag, a prom-client registry) are not made partial.
+type DeepPartial<T> = {
+  [K in keyof T]?: K extends 'tls' | 'registry' ? T[K]
+    : NonNullable<T[K]> extends readonly unknown[] ? T[K]
+      : NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K]
+}
 /** What `register` accepts: every option may be left out and gets its default. */
 export type SipWsOptions = DeepPartial<SipWsOptionsResolved>
 export type LwscOptions = DeepPartial<LwscOptionsResolved>

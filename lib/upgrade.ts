@@ -5,7 +5,9 @@ import type { WsServer } from './server'
 
 function pathOf (url: string): string {
   const query = url.indexOf('?')
-  return query === -1 ? url : url.slice(0, query)
+  const path = query === -1 ? url : url.slice(0, query)
+  // Kamailio's lwsc asks for `//` when given `ws://host:port/`; Kamailio's own server takes any path.
+  return path.includes('//') ? path.replace(/\/{2,}/g, '/') : path
 }
 
 /**

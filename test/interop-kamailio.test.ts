@@ -77,8 +77,8 @@ describe('interop with Kamailio 5.6', () => {
     assert.ok(kamailio, 'kamailio started')
     const seen: Array<{ data: string | Buffer, subProtocol: string }> = []
     app = Fastify({ logger: false })
-    // Kamailio 5.6's lwsc asks for `//` when the URL's path is `/`, so the peer gets a path of its own.
-    await app.register(sipWs, { path: '/kmsg', subProtocols: ['kmsg'] })
+    // Kamailio 5.6's lwsc asks for `//` when the URL's path is `/`: the plugin must still take it as `/`.
+    await app.register(sipWs, { path: '/', subProtocols: ['kmsg'] })
     const server = app
     server.addWsHook('websocket:message', (msg) => {
       seen.push({ data: msg.data, subProtocol: msg.subProtocol })
@@ -87,7 +87,7 @@ describe('interop with Kamailio 5.6', () => {
     await app.listen({ host: '127.0.0.1', port: 0 })
     const address = app.server.address()
     assert.ok(address !== null && typeof address === 'object')
-    const target = `ws://127.0.0.1:${address.port}/kmsg`
+    const target = `ws://127.0.0.1:${address.port}/`
 
     const res = await fetch(`http://127.0.0.1:${kamailio.port}/lwsc?proto=kmsg&url=${target}`, { signal: AbortSignal.timeout(8000) })
     const body = await res.text()

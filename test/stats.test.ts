@@ -19,7 +19,7 @@ describe('statistics', () => {
     })
     try {
       // 2 failed handshakes.
-      for (const extra of [{ 'Sec-WebSocket-Version': '8' }, { 'Sec-WebSocket-Protocol': 'nope' }]) {
+      for (const extra of [{ 'Sec-WebSocket-Version': '8' }, { 'Sec-WebSocket-Protocol': 'nope' }] as Array<Record<string, string>>) {
         const r = await rawRequest(s.port, request(handshakeLines(s.port, extra)))
         r.socket.destroy()
       }

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { expectTypeOf } from 'expect-type'
-import sipWs, { sipWs as named, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsClosedEvent, type WsMessage, type WsOpenEvent } from '../lib'
+import sipWs, { LwscClient, sipWs as named, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsClosedEvent, type WsMessage, type WsOpenEvent } from '../lib'
 
 // Compile-time checks: `npm test` type-checks this file with tsc before running it.
 test('public types', async () => {
@@ -44,6 +44,10 @@ test('public types', async () => {
   expectTypeOf(app.wsPong).returns.toBeBoolean()
   expectTypeOf(app.wsStats).returns.toEqualTypeOf<StatsSnapshot>()
   expectTypeOf(app.wsDisable).returns.toBeVoid()
+  expectTypeOf(app.lwsc).toEqualTypeOf<LwscClient>()
+  expectTypeOf(app.lwsc.request).returns.toEqualTypeOf<Promise<string | Buffer>>()
+  expectTypeOf(app.lwsc.requestProto).parameters.toEqualTypeOf<[url: string, proto: string, data: string | Buffer]>()
+  expectTypeOf(app.lwsc.notify).returns.toEqualTypeOf<Promise<void>>()
 
   await app.ready()
   assert.equal(typeof app.wsSend, 'function')

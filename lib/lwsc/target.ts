@@ -1,0 +1,30 @@
+import { InvalidOptionError, LwscBadUrlError } from '../errors'
+import { withUrl } from './error-url'
+
+// RFC 6455 §4.1: a sub-protocol is an RFC 7230 token; ws would throw a bare SyntaxError otherwise.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/**
+ * Checks a target once, when its endpoint is first created; later calls with the same strings hit the
+ * endpoint cache and skip the URL parser.
+ */
+export function checkTarget (url: unknown, proto: unknown): void {
+  if (typeof url !== 'string') throw withUrl(new LwscBadUrlError(String(url)), String(url))
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw withUrl(new LwscBadUrlError(url), url)
+  }
+  // A fragment has no meaning in a WebSocket URI (RFC 6455 §3) and ws refuses it.
+  if ((parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') || parsed.hostname === '' || parsed.hash !== '') {
+    throw withUrl(new LwscBadUrlError(url), url)
+  }
+  if (typeof proto !== 'string' || !TOKEN.test(proto)) {
+    throw withUrl(new InvalidOptionError('"proto"', `expected a sub-protocol name (an RFC 7230 token), got ${JSON.stringify(proto) ?? String(proto)}`), url)
+  }
+}
+
+export function isPayload (data: unknown): data is string | Buffer {
+  return typeof data === 'string' || Buffer.isBuffer(data)
+}

@@ -1,0 +1,73 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import { promisify } from 'node:util'
+
+export const INSTALL_HINT = 'Kamailio 5.6 with its WebSocket, lwsc and xhttp modules is needed for the interop tests: ' +
+  'apt-get install kamailio kamailio-websocket-modules kamailio-lwsc-modules kamailio-extra-modules'
+
+export interface Kamailio {
+  port: number
+  /** Everything it printed, for failure messages. */
+  log: () => string
+  stop: () => Promise<void>
+}
+
+/**
+ * Runs Kamailio in the foreground (-DD -E) on 127.0.0.1:`port` with `cfg`, in a temp dir, and resolves once
+ * its TCP listener accepts. Throws with the install command when kamailio or its modules are missing.
+ */
+export async function startKamailio (cfg: string, port: number): Promise<Kamailio> {
+  try {
+    await promisify(execFile)('kamailio', ['-c', '-f', cfg], { timeout: 20000 })
+  } catch (err) {
+    const e = err as { code?: string, stderr?: string, message: string }
+    const why = e.code === 'ENOENT' ? 'kamailio is not on PATH' : (e.stderr ?? e.message).split('\n').filter((l) => /ERROR|error/.test(l)).slice(0, 5).join('\n')
+    throw new Error(`${INSTALL_HINT}\n(${why})`)
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'lwsc-kamailio-'))
+  let output = ''
+  const child: ChildProcess = spawn('kamailio', [
+    '-f', cfg, '-l', `tcp:127.0.0.1:${port}`, '-DD', '-E', '-m', '64', '-M', '8',
+    '-P', join(dir, 'kamailio.pid'), '-Y', dir, '-w', dir
+  ], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = once(child, 'exit')
+  const log = (): string => output.slice(-4000)
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM')
+      const killer = setTimeout(() => { child.kill('SIGKILL') }, 5000)
+      await exited
+      clearTimeout(killer)
+    }
+    await rm(dir, { recursive: true, force: true })
+  }
+  // Ready when the listener accepts; bounded: 100 tries, 100 ms apart at most.
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await stop()
+      throw new Error(`kamailio exited during start-up:\n${log()}`)
+    }
+    if (await canConnect(port)) break
+    if (i === 100) {
+      await stop()
+      throw new Error(`kamailio did not listen on 127.0.0.1:${port} within 10 s:\n${log()}`)
+    }
+    await delay(100)
+  }
+  return { port, log, stop }
+}
+
+async function canConnect (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => { socket.destroy(); resolve(false) })
+  })
+}
