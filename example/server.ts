@@ -1,0 +1,147 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import sipWs from '../lib'
+import { browserBundle } from './browser-bundle'
+import { SipProxy } from './sip-proxy'
+
+export interface ExampleOptions {
+  logger?: FastifyServerOptions['logger']
+  /** Where each `websocket:closed` event is sent as JSON with `app.lwsc.notify` (env EVENTS_URL). */
+  eventsUrl?: string
+  /** Origins allowed to open a WebSocket; unset lets any through (env ALLOWED_ORIGINS, comma list). */
+  allowedOrigins?: string[]
+  /** Host header values allowed, with or without the port; unset lets any through (env ALLOWED_HOSTS). */
+  allowedHosts?: string[]
+  /** Seconds of silence before a connection is pinged. */
+  keepaliveTimeout?: number
+}
+
+const PUBLIC = join(__dirname, 'public')
+
+// The page loads nothing from elsewhere; the WebSocket goes back to the host that served it.
+const PAGE_HEADERS = {
+  'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-cache'
+}
+
+/** The SIP WebSocket edge of the example: page at `/`, SIP over WebSocket at `/`, JSON-RPC at `/RPC`. */
+export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: opts.logger ?? false })
+  await app.register(sipWs, {
+    path: '/',
+    subProtocols: ['sip'],
+    corsMode: 0,
+    keepaliveTimeout: opts.keepaliveTimeout ?? 30,
+    rpc: { path: '/RPC' }
+  })
+
+  const proxy = new SipProxy({ send: (id, text) => app.wsSend(id, text), log: app.log })
+
+  app.addWsHook('xhttp:request', handshakeGate(opts.allowedHosts, opts.allowedOrigins))
+  app.addWsHook('websocket:open', (event) => {
+    proxy.opened(event.id, {
+      localAddress: event.localAddress,
+      localPort: event.localPort,
+      host: event.request.headers.host,
+      secure: event.request.protocol === 'https'
+    })
+  })
+  app.addWsHook('websocket:message', (message) => { proxy.message(message.id, message.data) })
+  app.addWsHook('websocket:closed', (event) => {
+    proxy.closed(event.id)
+    app.log.info({ id: event.id, remoteAddress: event.remoteAddress, remotePort: event.remotePort, code: event.code, reason: event.reason, by: event.by }, 'websocket closed')
+    if (opts.eventsUrl !== undefined) {
+      // Like Kamailio's `lwsc_notify()` in event_route[websocket:closed]: fire and forget.
+      app.lwsc.notify(opts.eventsUrl, JSON.stringify(event)).catch((err: unknown) => {
+        app.log.warn({ err, id: event.id, url: opts.eventsUrl }, 'websocket closed: event not sent')
+      })
+    }
+  })
+
+  const [indexHtml, styleCss] = await Promise.all([
+    readFile(join(PUBLIC, 'index.html'), 'utf8'),
+    readFile(join(PUBLIC, 'style.css'), 'utf8')
+  ])
+  // A GET without Upgrade on the WebSocket path reaches these routes (see the plugin's README).
+  app.get('/', async (_request, reply) => await reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(indexHtml))
+  app.get('/style.css', async (_request, reply) => await reply.headers(PAGE_HEADERS).type('text/css; charset=utf-8').send(styleCss))
+  app.get('/app.js', async (_request, reply) => await reply.headers(PAGE_HEADERS).type('text/javascript; charset=utf-8').send(await browserBundle()))
+
+  return app
+}
+
+/**
+ * Kamailio's sample `event_route[xhttp:request]`: a WebSocket handshake must name a Host (one of ours when
+ * a list is given) and, when origins are listed, come from one of them. A browser always sends Origin, so
+ * a handshake without one is refused too once a list is set.
+ */
+function handshakeGate (allowedHosts: string[] | undefined, allowedOrigins: string[] | undefined) {
+  const hosts = allowedHosts === undefined ? null : new Set(allowedHosts.map((h) => h.toLowerCase()))
+  const origins = allowedOrigins === undefined ? null : new Set(allowedOrigins.map((o) => o.replace(/\/+$/, '').toLowerCase()))
+  return async function gate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const host = request.headers.host
+    if (host === undefined || host === '' || (hosts !== null && !hosts.has(host.toLowerCase()) && !hosts.has(hostName(host)))) {
+      request.log.warn({ host }, 'websocket refused: bad Host')
+      await reply.code(403).type('text/plain; charset=utf-8').send('Forbidden')
+      return
+    }
+    const origin = request.headers.origin
+    if (origins !== null && (origin === undefined || !origins.has(origin.toLowerCase()))) {
+      request.log.warn({ origin }, 'websocket refused: origin not allowed')
+      await reply.code(403).type('text/plain; charset=utf-8').send('Forbidden')
+    }
+  }
+}
+
+/** `example.com:8080` → `example.com`, `[::1]:8080` → `[::1]`. */
+function hostName (host: string): string {
+  return host.toLowerCase().replace(/:\d+$/, '')
+}
+
+function list (value: string | undefined): string[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined
+  return value.split(',').map((item) => item.trim()).filter((item) => item !== '')
+}
+
+/** The example's options from the environment (see doc/example.md). */
+export function optionsFromEnv (env: NodeJS.ProcessEnv): ExampleOptions & { host: string, port: number } {
+  const port = Number(env.PORT ?? 8080)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${JSON.stringify(env.PORT)}`)
+  const keepalive = env.KEEPALIVE_TIMEOUT === undefined ? undefined : Number(env.KEEPALIVE_TIMEOUT)
+  if (keepalive !== undefined && !(keepalive > 0)) throw new Error(`KEEPALIVE_TIMEOUT must be a positive number of seconds, got ${JSON.stringify(env.KEEPALIVE_TIMEOUT)}`)
+  return {
+    host: env.HOST ?? '127.0.0.1',
+    port,
+    logger: { level: env.LOG_LEVEL ?? 'info' },
+    eventsUrl: env.EVENTS_URL === undefined || env.EVENTS_URL === '' ? undefined : env.EVENTS_URL,
+    allowedOrigins: list(env.ALLOWED_ORIGINS),
+    allowedHosts: list(env.ALLOWED_HOSTS),
+    keepaliveTimeout: keepalive
+  }
+}
+
+async function main (): Promise<void> {
+  const { host, port, ...options } = optionsFromEnv(process.env)
+  const app = await buildServer(options)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      app.log.info({ signal }, 'shutting down')
+      app.close().then(() => process.exit(0), (err: unknown) => {
+        app.log.error({ err }, 'shutdown failed')
+        process.exit(1)
+      })
+    })
+  }
+  await app.listen({ host, port })
+  const address = app.server.address()
+  const shown = address !== null && typeof address === 'object' ? `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : `${host}:${port}`
+  app.log.info({ url: `http://${shown}/` }, `open http://${shown}/ in two browser tabs to chat`)
+  // Bundle the page's script now, so the first visitor does not wait for it.
+  browserBundle().catch((err: unknown) => { app.log.error({ err }, 'building the page script failed') })
+}
+
+// A failure before the logger exists (a bad PORT, a plugin option refused) is left unhandled on purpose:
+// Node prints it with its stack and exits with status 1.
+if (require.main === module) void main()

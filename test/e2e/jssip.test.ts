@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import * as JsSIP from 'jssip'
+import type { IncomingMessageEvent, OutgoingMessageEvent } from 'jssip/lib/UA'
+import type { IncomingResponse } from 'jssip/lib/SIPMessage'
+import WebSocket from 'ws'
+import { parseVia, splitList } from '../../example/sip-header'
+import { parseSip } from '../../example/sip-message'
+import { startExample, within, type Example } from './helpers'
+
+/**
+ * JsSIP's Socket interface (https://jssip.net/documentation/3.10.x/api/socket/) over the `ws` package:
+ * Node 20 has no global WebSocket for JsSIP.WebSocketInterface to use.
+ */
+class NodeWebSocketInterface implements JsSIP.Socket {
+  private ws: WebSocket | null = null
+  private transport = 'WS'
+  readonly sip_uri: string
+
+  constructor (readonly url: string) {
+    this.sip_uri = `sip:${new URL(url).host};transport=ws`
+  }
+
+  get via_transport (): string { return this.transport }
+  set via_transport (value: string) { this.transport = value.toUpperCase() }
+
+  connect (): void {
+    if (this.ws !== null) return
+    const ws = new WebSocket(this.url, 'sip')
+    this.ws = ws
+    ws.on('open', () => { this.onconnect() })
+    ws.on('message', (data: Buffer, isBinary: boolean) => { this.ondata(isBinary ? data : data.toString()) })
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (this.ws === ws) this.ws = null
+      this.ondisconnect(code !== 1000, code, reason.toString())
+    })
+    // A refused or broken connection ends in 'close' too; JsSIP reconnects on ondisconnect.
+    ws.on('error', () => {})
+  }
+
+  disconnect (): void {
+    const ws = this.ws
+    this.ws = null
+    ws?.close()
+  }
+
+  send (message: string | ArrayBufferLike | Blob | ArrayBufferView): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false
+    this.ws.send(message as string)
+    return true
+  }
+
+  isConnected (): boolean { return this.ws?.readyState === WebSocket.OPEN }
+  isConnecting (): boolean { return this.ws?.readyState === WebSocket.CONNECTING }
+
+  // Replaced by JsSIP's transport.
+  onconnect (): void {}
+  ondisconnect (_error: boolean, _code?: number, _reason?: string): void {}
+  ondata<T> (_event: T): void {}
+}
+
+function userAgent (url: string, user: string): JsSIP.UA {
+  return new JsSIP.UA({
+    sockets: [new NodeWebSocketInterface(url)],
+    uri: `sip:${user}@127.0.0.1`,
+    register: true,
+    register_expires: 120,
+    session_timers: false,
+    user_agent: `e2e ${user} (JsSIP ${JsSIP.version})`
+  })
+}
+
+async function registered (ua: JsSIP.UA, user: string): Promise<void> {
+  await within(5000, `${user} to register`, new Promise<void>((resolve, reject) => {
+    ua.once('registered', () => { resolve() })
+    ua.once('registrationFailed', (e) => { reject(new Error(`${user} registration failed: ${e.cause ?? 'unknown'}`)) })
+  }))
+}
+
+async function incomingMessage (ua: JsSIP.UA): Promise<IncomingMessageEvent> {
+  return await new Promise((resolve) => {
+    const listener = (e: IncomingMessageEvent | OutgoingMessageEvent): void => {
+      if (e.originator !== 'remote') return
+      ua.off('newMessage', listener)
+      resolve(e as IncomingMessageEvent)
+    }
+    ua.on('newMessage', listener)
+  })
+}
+
+async function send (ua: JsSIP.UA, target: string, body: string): Promise<{ ok: boolean, status: number, reason: string }> {
+  return await new Promise((resolve) => {
+    ua.sendMessage(target, body, {
+      contentType: 'text/plain;charset=utf-8',
+      eventHandlers: {
+        succeeded: (e) => {
+          const response = e.response as IncomingResponse
+          resolve({ ok: true, status: response.status_code, reason: response.reason_phrase })
+        },
+        failed: (e) => { resolve({ ok: false, status: e.response?.status_code ?? 0, reason: e.response?.reason_phrase ?? String(e.cause) }) }
+      }
+    })
+  })
+}
+
+async function stop (ua: JsSIP.UA, user: string): Promise<void> {
+  if (!ua.isConnected()) {
+    ua.stop()
+    return
+  }
+  const gone = new Promise<void>((resolve) => { ua.once('disconnected', () => { resolve() }) })
+  ua.stop()
+  await within(5000, `${user} to disconnect`, gone)
+}
+
+describe('JsSIP UAs through the example server', () => {
+  let example: Example
+  let alice: JsSIP.UA
+  let bob: JsSIP.UA
+  /** Every SIP message the server received, as the UAs sent it. */
+  const seen: string[] = []
+
+  before(async () => {
+    JsSIP.debug.disable()
+    example = await startExample()
+    example.app.addWsHook('websocket:message', (m) => { seen.push(m.data.toString()) })
+    alice = userAgent(example.wsUrl, 'alice')
+    bob = userAgent(example.wsUrl, 'bob')
+    const both = Promise.all([registered(alice, 'alice'), registered(bob, 'bob')])
+    alice.start()
+    bob.start()
+    await both
+  })
+
+  after(async () => {
+    await Promise.all([stop(alice, 'alice'), stop(bob, 'bob')])
+    await example.app.close()
+  })
+
+  test('both are registered, each over its own WebSocket', async () => {
+    const dump = example.app.wsDump()
+    assert.equal(dump.wscounter, 2)
+    assert.deepEqual(dump.connections.map((c) => c.subProtocol), ['sip', 'sip'])
+    const rpc = await example.app.inject({ method: 'POST', url: '/RPC', payload: { jsonrpc: '2.0', id: 1, method: 'ws.dump' } })
+    const body = rpc.json<{ result: { connections: string[], info: { wscounter: number } } }>()
+    assert.equal(body.result.info.wscounter, 2)
+    assert.match(body.result.connections[0], /ws:127\.0\.0\.1:\d+ -> ws:127\.0\.0\.1:\d+ \(state: OPEN/)
+  })
+
+  test('alice sends a MESSAGE, bob receives the same body, alice gets 200', async (t) => {
+    const text = `hello bob ☃ ${Date.now()}`
+    const started = performance.now()
+    const received = incomingMessage(bob)
+    const [result, event] = await within(5000, 'the MESSAGE to go through', Promise.all([send(alice, 'sip:bob@127.0.0.1', text), received]))
+    t.diagnostic(`MESSAGE alice → bob → 200 in ${(performance.now() - started).toFixed(1)} ms`)
+    assert.deepEqual(result, { ok: true, status: 200, reason: 'OK' })
+    assert.equal(event.request.body, text)
+    assert.equal(event.request.from.uri.user, 'alice')
+    // What the proxy did on the way (RFC 3261 §16.6): its own Via on top naming alice's connection, and
+    // one hop less than alice sent.
+    const sent = seen.map((raw) => parseSip(raw)).find((m) => m.kind === 'request' && m.method === 'MESSAGE' && m.body === text)
+    assert.ok(sent !== undefined)
+    const vias = event.request.getHeaders('via').flatMap(splitList)
+    assert.equal(vias.length, 2)
+    const top = parseVia(vias[0])
+    assert.ok(top !== null)
+    assert.match(top.params.get('branch') ?? '', /^z9hG4bK/)
+    assert.match(top.params.get('cid') ?? '', /^\d+$/)
+    assert.equal(event.request.getHeader('max-forwards'), String(Number(sent.get('max-forwards')) - 1))
+    const aliceConnection = example.app.wsDump().connections.find((c) => c.id === Number(top.params.get('cid')))
+    assert.ok(aliceConnection !== undefined, 'the cid names an open connection')
+  })
+
+  test('bob answers back; both directions work on the same registrations', async () => {
+    const received = incomingMessage(alice)
+    const [result, event] = await within(5000, 'the reply MESSAGE', Promise.all([send(bob, 'sip:alice@127.0.0.1', 'hi alice'), received]))
+    assert.equal(result.status, 200)
+    assert.equal(event.request.body, 'hi alice')
+  })
+
+  test('a MESSAGE to a user nobody registered gets 404', async () => {
+    const result = await within(5000, 'the 404', send(alice, 'sip:carol@127.0.0.1', 'anyone?'))
+    assert.deepEqual(result, { ok: false, status: 404, reason: 'Not Found' })
+  })
+
+  test('once bob unregisters (Contact ;expires=0), a MESSAGE to him gets 404', async () => {
+    const gone = within(5000, 'bob to unregister', new Promise<void>((resolve) => { bob.once('unregistered', () => { resolve() }) }))
+    bob.unregister()
+    await gone
+    const result = await within(5000, 'the 404', send(alice, 'sip:bob@127.0.0.1', 'still there?'))
+    assert.equal(result.status, 404)
+  })
+})
