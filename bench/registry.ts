@@ -1,5 +1,5 @@
 // Cost of wsDump and of one keepalive sweep at 1k / 100k / 1M registry entries (no sockets).
-// Run: npx tsx bench/registry.ts  (also part of `npm run bench`)
+// Run alone: npx tsx bench/registry.ts  (also measure 4 of `npm run bench`)
 import { Keepalive } from '../lib/keepalive'
 import { Connection, Registry } from '../lib/registry'
 
@@ -25,8 +25,10 @@ function time (rounds: number, fn: () => void): { median: number, min: number, m
   return { median: samples[Math.floor(samples.length / 2)], min: samples[0], max: samples[samples.length - 1] }
 }
 
-export function registryBench (sizes = [1_000, 100_000, 1_000_000], rounds = 101): Array<Record<string, string | number>> {
-  const rows: Array<Record<string, string | number>> = []
+export interface RegistryRow { measure: string, size: number, us: { median: number, min: number, max: number } }
+
+export function registryBench (sizes = [1_000, 100_000, 1_000_000], rounds = 101): RegistryRow[] {
+  const rows: RegistryRow[] = []
   for (const n of sizes) {
     const now = Date.now()
     const r = fill(n, now)
@@ -36,10 +38,10 @@ export function registryBench (sizes = [1_000, 100_000, 1_000_000], rounds = 101
     const k = new Keepalive(r, { mechanism: 1, timeoutMs: 180_000, intervalMs: 1000, closeDead: true, verbose: false }, { probe: (c, t) => { r.touch(c, t) }, expire: () => {} }, noLog)
     for (const order of ['id_hash', 'used_asc', 'used_desc'] as const) {
       const t = time(rounds, () => { r.dump(order, now) })
-      rows.push({ measure: `wsDump(${order})`, entries: n, median_us: +t.median.toFixed(1), min_us: +t.min.toFixed(1), max_us: +t.max.toFixed(1) })
+      rows.push({ measure: `wsDump('${order}')`, size: n, us: t })
     }
     const busy = time(rounds, () => { k.sweep(now + 2) })
-    rows.push({ measure: 'keepalive tick, all busy', entries: n, median_us: +busy.median.toFixed(1), min_us: +busy.min.toFixed(1), max_us: +busy.max.toFixed(1) })
+    rows.push({ measure: 'keepalive tick, all busy', size: n, us: busy })
     // 50 idle connections at the head of the same registry: a probe that does not mark them used leaves
     // them due, so every round measures a tick that visits exactly those 50.
     const stale = fill(0, 0)
@@ -49,11 +51,11 @@ export function registryBench (sizes = [1_000, 100_000, 1_000_000], rounds = 101
     const k50 = new Keepalive(stale, { mechanism: 1, timeoutMs: 180_000, intervalMs: 1000, closeDead: false, verbose: false }, { probe: () => { probed++ }, expire: () => {} }, noLog)
     const due = time(rounds, () => { k50.sweep(now) })
     if (probed !== 50 * rounds) throw new Error(`expected 50 probes a tick, got ${probed / rounds}`)
-    rows.push({ measure: 'keepalive tick, 50 due', entries: n + 50, median_us: +due.median.toFixed(1), min_us: +due.min.toFixed(1), max_us: +due.max.toFixed(1) })
+    rows.push({ measure: 'keepalive tick, 50 due', size: n, us: due })
   }
   return rows
 }
 
 if (require.main === module) {
-  console.table(registryBench())
+  console.table(registryBench().map((r) => ({ measure: r.measure, entries: r.size, median_us: +r.us.median.toFixed(1), min_us: +r.us.min.toFixed(1), max_us: +r.us.max.toFixed(1) })))
 }

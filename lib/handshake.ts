@@ -51,11 +51,20 @@ export function checkRequest (req: IncomingMessage, headers: IncomingHttpHeaders
   if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) {
     return { status: 400, message: `The WebSocket opening handshake needs HTTP/1.1 or later, not HTTP/${req.httpVersion}` }
   }
+  if (req.httpVersionMajor > 1) {
+    // Node's HTTP/1 parser takes "HTTP/2.0" in a request line, but HTTP/2 has no such message syntax and
+    // carries WebSockets by extended CONNECT (RFC 8441), never by an Upgrade.
+    return { status: 505, message: `HTTP/${req.httpVersion} in an HTTP/1 request line; the WebSocket opening handshake is HTTP/1.1` }
+  }
   if (headers.host === undefined || headers.host === '') {
     return { status: 400, message: 'Missing Host header' }
   }
   if (!hasToken(headers.upgrade, 'websocket')) {
     return { status: 400, message: 'Missing "Upgrade: websocket" header' }
+  }
+  if (headers.upgrade?.trim().toLowerCase() !== 'websocket') {
+    // ws takes only "websocket" alone and would refuse the rest itself, past our statistics and log.
+    return { status: 400, message: `Upgrade must be "websocket" alone, not "${String(headers.upgrade)}"` }
   }
   if (!hasToken(headers.connection, 'upgrade')) {
     return { status: 400, message: 'Missing "Connection: Upgrade" header' }

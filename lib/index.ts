@@ -5,6 +5,7 @@ import { Hooks, type WsHookMap, type WsHookName } from './hooks'
 import { resolveSettings, type SipWsOptions } from './options'
 import type { ConnectionInfo, DumpOrder, DumpResult } from './registry'
 import { WsServer } from './server'
+import { HandshakeTimeout } from './handshake-timeout'
 import { LwscClient } from './lwsc'
 import type { StatsSnapshot } from './stats'
 import { upgradeHook } from './upgrade'
@@ -69,6 +70,18 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   const lwsc = new LwscClient(settings.lwsc, app.log)
   app.decorate('lwsc', lwsc)
   app.addHook('onClose', async () => { await lwsc.close() })
+
+  if (settings.handshakeTimeout > 0) {
+    if (app.initialConfig.http2 === true) {
+      // HTTP/2 has no upgrade handshake, and its sessions multiplex streams over one socket.
+      app.log.debug('fastify-sip-ws: handshakeTimeout does not apply to an HTTP/2 server')
+    } else {
+      const timeout = new HandshakeTimeout(app.server, settings.handshakeTimeout, app.log, () => { server.stats.total.handshake_timeouts++ })
+      timeout.start()
+      app.addHook('preClose', async () => { timeout.dropPending() })
+      app.addHook('onClose', async () => { timeout.stop() })
+    }
+  }
 
   app.addHook('onRequest', upgradeHook(server, hooks))
   if (settings.rpc !== undefined) await registerRpc(app, settings.rpc.path, server, hooks)

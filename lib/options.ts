@@ -50,6 +50,7 @@ export const SipWsOptionsSchema = Type.Object({
   verboseList: Type.Boolean({ default: false }),
   maxPayload: Type.Integer({ minimum: 1, default: 65536 }),
   closeTimeout: Milliseconds(5000),
+  handshakeTimeout: Milliseconds(10000, 0),
   maxConnections: Type.Integer({ minimum: 0, default: 0 }),
   maxConnectionsPerIp: Type.Integer({ minimum: 0, default: 0 }),
   maxBufferedAmount: Type.Integer({ minimum: 0, default: 4 * 1024 * 1024 }),

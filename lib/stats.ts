@@ -15,6 +15,8 @@ class ProtocolCounters {
 /** Kamailio's `websocket:` statistics group; the totals carry `failed_handshakes` too. */
 class TotalCounters extends ProtocolCounters {
   failed_handshakes = 0
+  /** Beyond Kamailio: connections dropped by `handshakeTimeout` before their request head was complete. */
+  handshake_timeouts = 0
 }
 
 export type StatsSnapshot = Record<string, number>

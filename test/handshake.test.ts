@@ -78,15 +78,22 @@ describe('SPEC §2 handshake', () => {
     }
   })
 
-  test('POST is 405, HTTP/1.0 is 400, no Host is 400 (RFC 6455 §4.2.1)', async () => {
+  test('POST is 405, HTTP/1.0 is 400, no Host is 400 (RFC 6455 §4.2.1), HTTP/2.0 is 505', async () => {
     const post = await expectRefused(s.port, handshakeLines(s.port, {}, 'POST / HTTP/1.1'), 405, 'HTTP/1.1 405 Method Not Allowed')
     assert.equal(post.headers.allow, 'GET')
     await expectRefused(s.port, handshakeLines(s.port, {}, 'GET / HTTP/1.0'), 400, 'HTTP/1.1 400 Bad Request')
     await expectRefused(s.port, handshakeLines(s.port, { Host: null }), 400, 'HTTP/1.1 400 Bad Request')
+    // Node's HTTP/1 parser takes this request line; an upgrade in it is still not HTTP/1.1.
+    await expectRefused(s.port, handshakeLines(s.port, {}, 'GET / HTTP/2.0'), 505, 'HTTP/1.1 505 HTTP Version Not Supported')
   })
 
-  test('Upgrade other than websocket on a WebSocket path: 400', async () => {
-    await expectRefused(s.port, handshakeLines(s.port, { Upgrade: 'h2c' }), 400, 'HTTP/1.1 400 Bad Request')
+  test('Upgrade other than websocket, or websocket among others, on a WebSocket path: 400 from our checks, counted', async () => {
+    const before = s.app.wsStats().ws_failed_handshakes
+    for (const upgrade of ['h2c', 'websocket, h2c', 'h2c, websocket']) {
+      const res = await expectRefused(s.port, handshakeLines(s.port, { Upgrade: upgrade }), 400, 'HTTP/1.1 400 Bad Request')
+      assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8', upgrade)
+    }
+    assert.equal(s.app.wsStats().ws_failed_handshakes, before + 3)
   })
 
   test('no Upgrade or no Connection: Upgrade, and no route of the app there: 400', async () => {

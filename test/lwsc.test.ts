@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import type net from 'node:net'
 import { after, describe, test } from 'node:test'
 import type { FastifyBaseLogger } from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import WebSocket from 'ws'
 import { LwscClient, type LwscError, type LwscLogger, type LwscStats } from '../lib/lwsc'
 import { backoffDelay } from '../lib/lwsc/backoff'
+import { frame } from './helpers/frames'
 import { freePort, recordingLogger, selfSignedCert, startHttpRefuser, startPeer, startSilentTcp } from './helpers/lwsc'
 
 const unhandled: unknown[] = []
@@ -92,6 +94,22 @@ describe('lwsc request', () => {
     assert.equal(client.stats().timeouts, 1)
     assert.equal(client.stats().errors, 1)
     assert.equal(peer.handshakes.length, 2, 'the timed-out connection was replaced')
+  })
+
+  test('a reply sent twice in one write: the copy is dropped, the next request waiting gets its own reply', async (t) => {
+    const peer = await startPeer({
+      onMessage: (ws, data) => {
+        const reply = frame(1, `re:${data.toString()}`, { mask: false })
+        ;(ws as unknown as { _socket: net.Socket })._socket.write(Buffer.concat([reply, reply]))
+      }
+    })
+    // One connection: b and c wait in the queue and go out right after the reply before them.
+    const client = new LwscClient({ ...FAST, poolSize: 1 })
+    t.after(async () => { await client.close(); await peer.close() })
+
+    assert.deepEqual(await Promise.all(['a', 'b', 'c'].map(async (x) => await client.request(peer.url, x))), ['re:a', 're:b', 're:c'])
+    assert.equal(client.stats().dropped, 3)
+    assert.equal(peer.handshakes.length, 1)
   })
 
   test('no reply: read timeout error with its own code', async (t) => {

@@ -16,6 +16,7 @@ describe('options', () => {
     assert.equal(s.keepaliveInterval, 1)
     assert.equal(s.pingApplicationData, `fastify-sip-ws (${VERSION})`)
     assert.equal(s.maxPayload, 65536)
+    assert.equal(s.handshakeTimeout, 10000)
     assert.deepEqual({ ...s.lwsc }, { protocol: 'kmsg', timeoutInit: 2000, timeoutRead: 2000, verbosity: 0, poolSize: 4, queueSize: 1024, keepaliveInterval: 5000, reconnectBackoffMin: 100, reconnectBackoffMax: 2000, maxPayload: 16 * 1024 * 1024 })
   })
 
@@ -38,6 +39,8 @@ describe('options', () => {
     ['maxPayload', { maxPayload: 1.5 }],
     ['closeTimeout', { closeTimeout: 0 }],
     ['maxConnections', { maxConnections: -1 }],
+    ['handshakeTimeout', { handshakeTimeout: -1 }],
+    ['handshakeTimeout', { handshakeTimeout: 2.5 }],
     ['rpc.path', { rpc: { path: 'RPC' } }],
     ['lwsc.timeoutRead', { lwsc: { timeoutRead: 'slow' } }],
     ['lwsc.protocol', { lwsc: { protocol: '' } }],

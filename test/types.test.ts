@@ -12,6 +12,8 @@ test('public types', async () => {
   expectTypeOf<{ subProtocols: ['sip', 'kmsg'] }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ corsMode: 3 }>().not.toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ lwsc: { timeoutRead: number } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ handshakeTimeout: number, maxBufferedAmount: number, maxConnections: number, maxConnectionsPerIp: number }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ handshakeTimeout: '10s' }>().not.toMatchTypeOf<SipWsOptions>()
 
   const app = Fastify()
   await app.register(sipWs, { path: ['/ws'], subProtocols: ['sip'], corsMode: 2 })

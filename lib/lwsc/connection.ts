@@ -190,8 +190,16 @@ export class Connection {
     this.state = IDLE
     this.ctx.counters.replies++
     if (this.ctx.options.verbosity >= 3) this.ctx.log.debug({ url: this.endpoint.url, proto: this.endpoint.proto, bytes: (data as Buffer).length, binary: isBinary }, 'lwsc: received')
+    // ws emits every message of one read before control returns, so the next job goes out in a microtask:
+    // messages that came in the same read as this reply (a peer answering twice) then find no job and are
+    // dropped, instead of being taken as the next request's reply. Queued before the caller's continuation,
+    // so a caller that sends again at once finds this connection idle rather than opening another.
+    queueMicrotask(this.serveNext)
     // binaryType is 'nodebuffer', so a whole message is one Buffer.
     job.resolve(isBinary ? data as Buffer : (data as Buffer).toString())
+  }
+
+  private readonly serveNext = (): void => {
     this.endpoint.serve(this)
   }
 

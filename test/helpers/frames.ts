@@ -10,6 +10,8 @@ export interface FrameOptions {
   length?: number
   /** Force the 64-bit length form. */
   long64?: boolean
+  /** The masking key; random when left out. */
+  maskKey?: Buffer
 }
 
 /** Builds one client frame, masked unless told otherwise (RFC 6455 §5.2). */
@@ -32,7 +34,7 @@ export function frame (opcode: number, payload: Buffer | string = Buffer.alloc(0
   header[0] = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f)
   if (!mask) return Buffer.concat([header, data])
   header[1] |= 0x80
-  const key = randomBytes(4)
+  const key = options.maskKey ?? randomBytes(4)
   const masked = Buffer.alloc(data.length)
   for (let i = 0; i < data.length; i++) masked[i] = data[i] ^ key[i & 3]
   return Buffer.concat([header, key, masked])

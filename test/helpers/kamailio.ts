@@ -12,16 +12,28 @@ export const INSTALL_HINT = 'Kamailio 5.6 with its WebSocket, lwsc and xhttp mod
 
 export interface Kamailio {
   port: number
+  /** The main process (its children are the workers). */
+  pid: number
   /** Everything it printed, for failure messages. */
   log: () => string
   stop: () => Promise<void>
+}
+
+export interface KamailioSizes {
+  /** Shared memory, MiB (-m): connections live there. */
+  sharedMb?: number
+  /** Private memory per process, MiB (-M). */
+  privateMb?: number
+  /** TCP worker processes (-N). */
+  tcpWorkers?: number
 }
 
 /**
  * Runs Kamailio in the foreground (-DD -E) on 127.0.0.1:`port` with `cfg`, in a temp dir, and resolves once
  * its TCP listener accepts. Throws with the install command when kamailio or its modules are missing.
  */
-export async function startKamailio (cfg: string, port: number): Promise<Kamailio> {
+export async function startKamailio (cfg: string, port: number, sizes: KamailioSizes = {}): Promise<Kamailio> {
+  const { sharedMb = 64, privateMb = 8, tcpWorkers } = sizes
   try {
     await promisify(execFile)('kamailio', ['-c', '-f', cfg], { timeout: 20000 })
   } catch (err) {
@@ -32,7 +44,8 @@ export async function startKamailio (cfg: string, port: number): Promise<Kamaili
   const dir = await mkdtemp(join(tmpdir(), 'lwsc-kamailio-'))
   let output = ''
   const child: ChildProcess = spawn('kamailio', [
-    '-f', cfg, '-l', `tcp:127.0.0.1:${port}`, '-DD', '-E', '-m', '64', '-M', '8',
+    '-f', cfg, '-l', `tcp:127.0.0.1:${port}`, '-DD', '-E', '-m', String(sharedMb), '-M', String(privateMb),
+    ...(tcpWorkers === undefined ? [] : ['-N', String(tcpWorkers)]),
     '-P', join(dir, 'kamailio.pid'), '-Y', dir, '-w', dir
   ], { stdio: ['ignore', 'pipe', 'pipe'] })
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
@@ -61,7 +74,7 @@ export async function startKamailio (cfg: string, port: number): Promise<Kamaili
     }
     await delay(100)
   }
-  return { port, log, stop }
+  return { port, pid: child.pid ?? 0, log, stop }
 }
 
 async function canConnect (port: number): Promise<boolean> {

@@ -164,3 +164,16 @@ export function recordingLogger (): { lines: LogLine[], debug: (obj: object, msg
   const at = (level: string) => (obj: object, msg?: string) => { lines.push({ level, obj, msg }) }
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
 }
+
+/** Collects unhandled rejections from now until `stop()`, which returns them. */
+export function watchUnhandledRejections (): { stop: () => unknown[] } {
+  const seen: unknown[] = []
+  const onUnhandled = (reason: unknown): void => { seen.push(reason) }
+  process.on('unhandledRejection', onUnhandled)
+  return {
+    stop: () => {
+      process.off('unhandledRejection', onUnhandled)
+      return seen
+    }
+  }
+}

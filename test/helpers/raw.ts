@@ -66,7 +66,7 @@ export async function rawRequest (port: number, request: string | Buffer, timeou
   return await readResponse(socket, timeoutMs)
 }
 
-export async function readResponse (socket: net.Socket, timeoutMs = 5000): Promise<RawResponse & { socket: net.Socket }> {
+export async function readResponse (socket: net.Socket, timeoutMs = 5000, bodyless = false): Promise<RawResponse & { socket: net.Socket }> {
   return await new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0)
     let head: RawResponse | null = null
@@ -87,6 +87,8 @@ export async function readResponse (socket: net.Socket, timeoutMs = 5000): Promi
       }
       const bodyBytes = buf.subarray(buf.indexOf('\r\n\r\n') + 4)
       if (head.status === 101) { head.rest = bodyBytes; finish(); return }
+      // The answer to a HEAD request has a Content-Length but no body.
+      if (bodyless) { finish(); return }
       const length = head.headers['content-length']
       if (length !== undefined && bodyBytes.length >= Number(length)) {
         head.body = bodyBytes.subarray(0, Number(length)).toString()

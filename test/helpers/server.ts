@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import sipWs, { type SipWsOptions } from '../../lib'
@@ -10,8 +10,8 @@ export interface Started {
 }
 
 /** A Fastify app with the plugin, listening on 127.0.0.1 and a free port. */
-export async function startApp (options: SipWsOptions = {}, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<Started> {
-  const app = Fastify({ logger: false })
+export async function startApp (options: SipWsOptions = {}, setup?: (app: FastifyInstance) => void | Promise<void>, fastifyOptions: FastifyServerOptions = { logger: false }): Promise<Started> {
+  const app = Fastify(fastifyOptions)
   await app.register(sipWs, options)
   if (setup !== undefined) await setup(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -41,4 +41,15 @@ export async function closed (ws: WebSocket): Promise<{ code: number, reason: st
 export async function nextMessage (ws: WebSocket): Promise<{ data: Buffer, isBinary: boolean }> {
   const [data, isBinary] = await once(ws, 'message') as [Buffer, boolean]
   return { data, isBinary }
+}
+
+export interface LogEntry { level: number, msg?: string, [field: string]: unknown }
+
+/** Fastify options whose logger keeps every entry at `level` and above, for tests that assert on logs. */
+export function loggedApp (level = 'warn'): { fastifyOptions: FastifyServerOptions, entries: LogEntry[] } {
+  const entries: LogEntry[] = []
+  return {
+    entries,
+    fastifyOptions: { logger: { level, stream: { write: (line: string) => { entries.push(JSON.parse(line) as LogEntry) } } } }
+  }
 }

@@ -1,0 +1,263 @@
+/**
+ * A load generator process. run.ts forks several and drives them over IPC, so the load never shares an
+ * event loop (or a file-descriptor limit) with a target. Every command is bounded in time and count and
+ * talks only to 127.0.0.1; each reply carries the process's own CPU use over the measured window.
+ */
+import http from 'node:http'
+import type net from 'node:net'
+import { LwscClient } from '../lib/lwsc'
+import { optionsRequest } from './sip'
+import { CLOSE_FRAME, FrameSplitter, OP_CLOSE, OP_PING, OP_TEXT, openWs, pongFrame, textFrame } from './wire'
+
+export type LoadCommand =
+  | { cmd: 'rtt', port: number, conns: number, warmupMs: number, seconds: number, localAddress: string }
+  | { cmd: 'handshakes', port: number, concurrency: number, seconds: number, localAddresses: string[] }
+  | { cmd: 'hold', port: number, count: number, concurrency: number, localAddress: string }
+  | { cmd: 'release' }
+  | { cmd: 'lwsc', url: string, mode: 'reused' | 'pool' | 'fresh', seconds: number }
+  | { cmd: 'http', url: string, concurrency: number, seconds: number }
+
+export interface LoadResult {
+  /** Operations completed inside the measured window. */
+  done: number
+  failed: number
+  seconds: number
+  /** CPU time of this process over the window, as a fraction of one core. */
+  cpu: number
+  p50?: number
+  p99?: number
+  firstError?: string
+}
+
+const MAX_SAMPLES = 4_000_000
+const HANDSHAKE_TIMEOUT_MS = 5000
+
+class Window {
+  private readonly cpu0 = process.cpuUsage()
+  private readonly t0 = process.hrtime.bigint()
+  // run.ts samples the target's CPU time when the window opens and when the result arrives.
+  constructor () { process.send?.({ mark: 'start' }) }
+  finish (done: number, failed: number, firstError?: string, latencies?: Latencies): LoadResult {
+    const seconds = Number(process.hrtime.bigint() - this.t0) / 1e9
+    const used = process.cpuUsage(this.cpu0)
+    const result: LoadResult = { done, failed, seconds, cpu: (used.user + used.system) / 1e6 / seconds }
+    if (firstError !== undefined) result.firstError = firstError
+    if (latencies !== undefined) Object.assign(result, latencies.percentiles())
+    return result
+  }
+}
+
+class Latencies {
+  private readonly samples = new Float64Array(MAX_SAMPLES)
+  private n = 0
+  add (ms: number): void { if (this.n < MAX_SAMPLES) this.samples[this.n++] = ms }
+  percentiles (): { p50: number, p99: number } {
+    const sorted = this.samples.slice(0, this.n).sort()
+    const at = (q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+    return { p50: at(0.5), p99: at(0.99) }
+  }
+}
+
+const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6
+
+/** `conns` connections, one OPTIONS in flight on each; counts the 200s that arrive inside the window. */
+async function roundTrips (c: Extract<LoadCommand, { cmd: 'rtt' }>): Promise<LoadResult> {
+  const sockets = await Promise.all(Array.from({ length: c.conns }, async () => await openWs(c.port, c.localAddress, HANDSHAKE_TIMEOUT_MS)))
+  const latencies = new Latencies()
+  let done = 0
+  let failed = 0
+  let firstError: string | undefined
+  let measuring = false
+  let window: Window | null = null
+  const end = nowMs() + c.warmupMs + c.seconds * 1000
+  let open = sockets.length
+  const result = await new Promise<LoadResult>((resolve) => {
+    const finished = (): void => {
+      if (--open === 0) resolve(window === null ? new Window().finish(0, failed, firstError) : window.finish(done, failed, firstError, latencies))
+    }
+    sockets.forEach(({ socket, rest }, i) => {
+      const request = textFrame(optionsRequest(`rtt${i}`))
+      let sentAt = 0
+      let checked = false
+      const send = (): void => { sentAt = nowMs(); socket.write(request) }
+      const splitter = new FrameSplitter((opcode, payload) => {
+        if (opcode === OP_PING) { socket.write(pongFrame(payload)); return }
+        if (opcode !== OP_TEXT) return
+        if (!checked) {
+          checked = true
+          // The figures count only real answers: every target must reply 200 OK to the OPTIONS.
+          if (!payload.subarray(0, 14).equals(Buffer.from('SIP/2.0 200 OK'))) {
+            failed++
+            firstError ??= `unexpected reply: ${payload.subarray(0, 40).toString()}`
+            socket.destroy()
+            return
+          }
+        }
+        const t = nowMs()
+        if (measuring) { done++; latencies.add(t - sentAt) }
+        if (t < end) send()
+        else socket.end(CLOSE_FRAME)
+      })
+      socket.on('data', (chunk: Buffer) => { splitter.push(chunk) })
+      socket.on('error', (err) => { failed++; firstError ??= err.message })
+      socket.on('close', finished)
+      if (rest.length > 0) splitter.push(rest)
+      send()
+    })
+    setTimeout(() => { measuring = true; window = new Window() }, c.warmupMs)
+    // A target that stops answering must not hang the bench.
+    setTimeout(() => { for (const { socket } of sockets) socket.destroy() }, c.warmupMs + c.seconds * 1000 + HANDSHAKE_TIMEOUT_MS).unref()
+  })
+  return result
+}
+
+/** `concurrency` lanes, each opening a WebSocket (sub-protocol sip) and closing it with a Close frame. */
+async function handshakes (c: Extract<LoadCommand, { cmd: 'handshakes' }>): Promise<LoadResult> {
+  const window = new Window()
+  const end = nowMs() + c.seconds * 1000
+  let done = 0
+  let failed = 0
+  let firstError: string | undefined
+  const lane = async (i: number): Promise<void> => {
+    const localAddress = c.localAddresses[i % c.localAddresses.length]
+    while (nowMs() < end) {
+      try {
+        const { socket } = await openWs(c.port, localAddress, HANDSHAKE_TIMEOUT_MS)
+        await closeCleanly(socket)
+        done++
+      } catch (err) {
+        failed++
+        firstError ??= (err as Error).message
+        if (failed > 1000) return
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: c.concurrency }, async (_, i) => { await lane(i) }))
+  return window.finish(done, failed, firstError)
+}
+
+/** Sends a Close and waits for the server's Close and the end of TCP (RFC 6455 §7.1.1: the server closes it). */
+async function closeCleanly (socket: net.Socket): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('no close from the server within 5 s')) }, HANDSHAKE_TIMEOUT_MS)
+    socket.on('data', () => {})
+    socket.once('end', () => { socket.end() })
+    socket.once('close', () => { clearTimeout(timer); resolve() })
+    socket.write(CLOSE_FRAME)
+  })
+}
+
+const held: net.Socket[] = []
+
+/** Opens `count` idle WebSockets and keeps them (answering keepalive Pings) until `release`. */
+async function hold (c: Extract<LoadCommand, { cmd: 'hold' }>): Promise<LoadResult> {
+  const window = new Window()
+  let next = 0
+  let failed = 0
+  let firstError: string | undefined
+  const lane = async (): Promise<void> => {
+    while (next < c.count && failed < 100) {
+      next++
+      try {
+        const { socket } = await openWs(c.port, c.localAddress, HANDSHAKE_TIMEOUT_MS)
+        const splitter = new FrameSplitter((opcode, payload) => {
+          if (opcode === OP_PING) socket.write(pongFrame(payload))
+          if (opcode === OP_CLOSE) socket.destroy()
+        })
+        socket.on('data', (chunk: Buffer) => { splitter.push(chunk) })
+        socket.on('error', () => {})
+        held.push(socket)
+      } catch (err) {
+        failed++
+        firstError ??= (err as Error).message
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: c.concurrency }, lane))
+  return window.finish(held.length, failed, firstError)
+}
+
+async function release (): Promise<LoadResult> {
+  const window = new Window()
+  const closing = held.splice(0).map(async (socket) => {
+    if (socket.destroyed) return
+    await new Promise((resolve) => { socket.once('close', resolve); socket.destroy() })
+  })
+  await Promise.all(closing)
+  return window.finish(closing.length, 0)
+}
+
+/** lwsc requests against a WebSocket echo of OPTIONS: one reused connection, a pool of 4, or a new client each time. */
+async function lwsc (c: Extract<LoadCommand, { cmd: 'lwsc' }>): Promise<LoadResult> {
+  const payload = optionsRequest('lwsc')
+  const end = nowMs() + c.seconds * 1000
+  let done = 0
+  if (c.mode === 'fresh') {
+    const window = new Window()
+    while (nowMs() < end) {
+      const client = new LwscClient({ poolSize: 1, keepaliveInterval: 0 })
+      await client.requestProto(c.url, 'sip', payload)
+      await client.close()
+      done++
+    }
+    return window.finish(done, 0)
+  }
+  const poolSize = c.mode === 'pool' ? 4 : 1
+  const lanes = c.mode === 'pool' ? 64 : 1
+  const client = new LwscClient({ poolSize, keepaliveInterval: 0, queueSize: 1024 })
+  await Promise.all(Array.from({ length: poolSize }, async () => await client.requestProto(c.url, 'sip', payload)))
+  const window = new Window()
+  const lane = async (): Promise<void> => {
+    while (nowMs() < end) {
+      await client.requestProto(c.url, 'sip', payload)
+      done++
+    }
+  }
+  await Promise.all(Array.from({ length: lanes }, lane))
+  const result = window.finish(done, 0)
+  await client.close()
+  return result
+}
+
+/** HTTP GETs over keep-alive connections, `concurrency` in flight; a 200 counts, anything else fails. */
+async function httpGets (c: Extract<LoadCommand, { cmd: 'http' }>): Promise<LoadResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: c.concurrency })
+  const latencies = new Latencies()
+  const end = nowMs() + c.seconds * 1000
+  let done = 0
+  let failed = 0
+  let firstError: string | undefined
+  const get = async (): Promise<void> => {
+    const t = nowMs()
+    await new Promise<void>((resolve) => {
+      const req = http.get(c.url, { agent, timeout: HANDSHAKE_TIMEOUT_MS }, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (s: string) => { body += s })
+        res.on('end', () => {
+          if (res.statusCode === 200 && body.startsWith('SIP/2.0 200 OK')) { done++; latencies.add(nowMs() - t) } else { failed++; firstError ??= `${String(res.statusCode)} ${body.slice(0, 60)}` }
+          resolve()
+        })
+      })
+      req.on('timeout', () => { req.destroy(new Error('timeout')) })
+      req.on('error', (err) => { failed++; firstError ??= err.message; resolve() })
+    })
+  }
+  const window = new Window()
+  await Promise.all(Array.from({ length: c.concurrency }, async () => { while (nowMs() < end && failed < 1000) await get() }))
+  const result = window.finish(done, failed, firstError, latencies)
+  agent.destroy()
+  return result
+}
+
+const COMMANDS = { rtt: roundTrips, handshakes, hold, release, lwsc, http: httpGets } as const
+
+if (require.main === module) {
+  if (process.send === undefined) throw new Error('bench/load.ts runs under run.ts (fork with IPC)')
+  process.on('message', (m: LoadCommand) => {
+    const run = COMMANDS[m.cmd] as (c: LoadCommand) => Promise<LoadResult>
+    run(m).then((result) => { process.send?.({ result }) }, (err: unknown) => { process.send?.({ error: String((err as Error).stack ?? err) }) })
+  })
+  process.on('disconnect', () => { process.exit(0) })
+  process.send({ ready: true })
+}

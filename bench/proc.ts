@@ -1,0 +1,79 @@
+// What /proc says about a target: CPU time and memory of its process tree, and its open connections.
+import { readFileSync, readdirSync } from 'node:fs'
+
+const CLOCK_TICKS = 100
+
+function read (path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return null
+  }
+}
+
+/** `pid` and every descendant (Kamailio's workers are children of its main process). */
+export function processTree (pid: number): number[] {
+  const all = [pid]
+  for (let i = 0; i < all.length; i++) {
+    for (const task of readdirSafe(`/proc/${all[i]}/task`)) {
+      const children = read(`/proc/${all[i]}/task/${task}/children`)
+      if (children !== null) for (const child of children.trim().split(/\s+/)) if (child !== '') all.push(Number(child))
+    }
+  }
+  return all
+}
+
+function readdirSafe (path: string): string[] {
+  try {
+    return readdirSync(path)
+  } catch {
+    return []
+  }
+}
+
+/** User + system CPU seconds used so far by these processes. */
+export function cpuSeconds (pids: readonly number[]): number {
+  let ticks = 0
+  for (const pid of pids) {
+    const stat = read(`/proc/${pid}/stat`)
+    if (stat === null) continue
+    // Fields after the command name, which may itself hold spaces: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks / CLOCK_TICKS
+}
+
+/**
+ * Proportional set size of these processes, in bytes: resident memory with each shared page divided among
+ * the processes that map it, so a sum over a process tree counts Kamailio's shared memory once.
+ */
+export function pssBytes (pids: readonly number[]): number {
+  let kb = 0
+  for (const pid of pids) {
+    const rollup = read(`/proc/${pid}/smaps_rollup`)
+    const match = rollup === null ? null : /^Pss:\s+(\d+) kB/m.exec(rollup)
+    if (match !== null) kb += Number(match[1])
+  }
+  return kb * 1024
+}
+
+/** Established TCP connections whose local end is 127.0.0.1:`port` — the server's side of each. */
+export function establishedTo (port: number): number {
+  const text = read('/proc/net/tcp') ?? ''
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  let n = 0
+  for (const line of text.split('\n')) {
+    const cols = line.trim().split(/\s+/)
+    if (cols[1] === local && cols[3] === '01') n++
+  }
+  return n
+}
+
+/** CPU seconds the whole machine has been busy (all cores: 2 s per second when both are full). */
+export function machineBusySeconds (): number {
+  const first = (read('/proc/stat') ?? '').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  // user nice system idle iowait irq softirq steal: everything but idle and iowait is work.
+  const busy = first.slice(0, 8).reduce((a, b) => a + b, 0) - first[3] - first[4]
+  return busy / CLOCK_TICKS
+}

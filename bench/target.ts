@@ -1,0 +1,98 @@
+/**
+ * One bench target in its own process, so it never shares an event loop with the load:
+ *
+ *   A  this plugin: registry, hooks, statistics and keepalive on; the OPTIONS answered in a
+ *      `websocket:message` hook. It also serves GET /lwsc, which relays through `app.lwsc` (measure 5).
+ *   B  plain fastify + @fastify/websocket: a `{ websocket: true }` route.
+ *   C  raw `ws` WebSocketServer on node:http.
+ *
+ * Started by run.ts with `fork` (IPC): it sends `{ port }` when listening and answers `{ cmd: 'mem' }` with
+ * its memory after a full GC (`{ cmd: 'snapshot', file }` writes a heap snapshot). Each picks sub-protocol `sip` when offered, as Kamailio does.
+ */
+import websocket from '@fastify/websocket'
+import Fastify from 'fastify'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { writeHeapSnapshot } from 'node:v8'
+import { WebSocketServer, type WebSocket } from 'ws'
+import sipWs from '../lib'
+import { answerOptions, optionsRequest } from './sip'
+
+export type TargetKind = 'A' | 'B' | 'C'
+export interface TargetMemory { rss: number, heapUsed: number, external: number, arrayBuffers: number }
+export type TargetReply = { port: number } | { mem: TargetMemory }
+
+const pickSip = (offered: Set<string>): string | false => offered.has('sip') ? 'sip' : (offered.values().next().value ?? false)
+
+/** B and C answer on the socket the message came on, as A's hook does through wsSend. */
+function answerOn (ws: WebSocket): void {
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) return
+    const answer = answerOptions(data.toString())
+    if (answer !== null) ws.send(answer)
+  })
+}
+
+async function startA (): Promise<number> {
+  const app = Fastify({ logger: false })
+  // The defaults: Ping keepalive after 180 s idle, swept every second; statistics always on.
+  await app.register(sipWs, { keepaliveMechanism: 1 })
+  app.addWsHook('websocket:message', (msg) => {
+    if (typeof msg.data !== 'string') return
+    const answer = answerOptions(msg.data)
+    if (answer !== null) app.wsSend(msg.id, answer)
+  })
+  const lwscPayload = optionsRequest('lwsc-A')
+  app.get<{ Querystring: { url: string, proto?: string } }>('/lwsc', async (request) => {
+    return await app.lwsc.requestProto(request.query.url, request.query.proto ?? 'sip', lwscPayload)
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return (app.server.address() as AddressInfo).port
+}
+
+async function startB (): Promise<number> {
+  const app = Fastify({ logger: false })
+  await app.register(websocket, { options: { perMessageDeflate: false, handleProtocols: pickSip } })
+  app.get('/', { websocket: true }, (socket) => { answerOn(socket) })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return (app.server.address() as AddressInfo).port
+}
+
+async function startC (): Promise<number> {
+  const server = http.createServer((_req, res) => { res.writeHead(426).end() })
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, handleProtocols: pickSip })
+  wss.on('connection', answerOn)
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  return (server.address() as AddressInfo).port
+}
+
+function memory (): TargetMemory {
+  // Two passes: the first may only finalize what the second frees.
+  global.gc?.()
+  global.gc?.()
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
+}
+
+if (require.main === module) {
+  // tsx turns source maps on, which makes every Error's stack cost a source-map lookup; ws builds an error
+  // on most closes. A server in production runs compiled JS without them, so the bench does too.
+  process.setSourceMapsEnabled(false)
+  const kind = process.argv[2] as TargetKind
+  const start = { A: startA, B: startB, C: startC }[kind]
+  if (start === undefined || process.send === undefined) throw new Error('usage: fork(bench/target.ts, [A|B|C])')
+  start().then((port) => {
+    process.send?.({ port } satisfies TargetReply)
+    process.on('message', (m: { cmd: string, file?: string }) => {
+      if (m.cmd === 'mem') process.send?.({ mem: memory() } satisfies TargetReply)
+      if (m.cmd === 'stop') process.exit(0)
+      // For finding what an idle connection keeps alive: diff two snapshots by constructor.
+      if (m.cmd === 'snapshot' && m.file !== undefined) {
+        memory()
+        writeHeapSnapshot(m.file)
+        process.send?.({ snapshot: m.file })
+      }
+    })
+    process.on('disconnect', () => { process.exit(0) })
+  }, (err: unknown) => { process.stderr.write(`${String((err as Error).stack)}\n`); process.exit(1) })
+}

@@ -1,0 +1,47 @@
+// `npm run bench -- --smoke`: every target and every measure of the bench, with tiny numbers, so the bench
+// cannot rot between runs. It checks that each target really answered, not how fast (that is the bench's
+// job, never a unit test's).
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { promisify } from 'node:util'
+
+const ROOT = join(__dirname, '..')
+
+/** The rows of the markdown table under `heading`, as cells. */
+function tableAfter (output: string, heading: string): string[][] {
+  const start = output.indexOf(heading)
+  assert.notEqual(start, -1, `no "${heading}" in:\n${output}`)
+  const lines = output.slice(start).split('\n')
+  const first = lines.findIndex((l) => l.startsWith('|'))
+  const rows: string[][] = []
+  for (const line of lines.slice(first + 2)) {
+    if (!line.startsWith('|')) break
+    rows.push(line.split('|').slice(1, -1).map((c) => c.trim()))
+  }
+  return rows
+}
+
+const leading = (cell: string): number => Number(cell.split(' ')[0].replace(/,/g, ''))
+
+test('bench smoke run: every target answers every measure', { timeout: 180_000 }, async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/run.ts'), '--smoke'], { cwd: ROOT, timeout: 170_000, maxBuffer: 4 * 1024 * 1024 })
+  assert.doesNotMatch(stdout, /^ {2}! /m, 'a load command failed')
+  // Kamailio is a target wherever .ci/run installed it; a machine without it still checks A, B and C.
+  const targets = /Target K skipped/.test(stdout) ? ['A', 'B', 'C'] : ['A', 'B', 'C', 'K']
+  for (const heading of ['### Round trips, 1 connection', '### Round trips, 5 connections', '### Handshakes']) {
+    const rows = tableAfter(stdout, heading)
+    assert.deepEqual(rows.map((r) => r[0]), targets, heading)
+    for (const row of rows) assert.ok(leading(row[1]) > 0, `${heading}: ${row[0]} did nothing: ${row.join(' | ')}`)
+  }
+  const idle = tableAfter(stdout, '### Memory per idle connection')
+  assert.deepEqual(idle.map((r) => r[0]), targets)
+  for (const row of idle) assert.ok(Number.isFinite(leading(row[1])), `idle: ${row.join(' | ')}`)
+  const lwsc = tableAfter(stdout, '### lwsc:')
+  assert.equal(lwsc.length, 3)
+  for (const row of lwsc) assert.ok(leading(row[1]) > 0, `lwsc: ${row.join(' | ')}`)
+  const goals = tableAfter(stdout, '### Goals')
+  assert.ok(goals.length >= 7, `goals: ${goals.length}`)
+  for (const row of goals) assert.match(row[2], /^(pass|\*\*miss\*\*)$/)
+})
