@@ -44,20 +44,6 @@ export function cpuSeconds (pids: readonly number[]): number {
   return ticks / CLOCK_TICKS
 }
 
-/**
- * Proportional set size of these processes, in bytes: resident memory with each shared page divided among
- * the processes that map it, so a sum over a process tree counts Kamailio's shared memory once.
- */
-export function pssBytes (pids: readonly number[]): number {
-  let kb = 0
-  for (const pid of pids) {
-    const rollup = read(`/proc/${pid}/smaps_rollup`)
-    const match = rollup === null ? null : /^Pss:\s+(\d+) kB/m.exec(rollup)
-    if (match !== null) kb += Number(match[1])
-  }
-  return kb * 1024
-}
-
 /** Established TCP connections whose local end is 127.0.0.1:`port` — the server's side of each. */
 export function establishedTo (port: number): number {
   const text = read('/proc/net/tcp') ?? ''

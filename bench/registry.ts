@@ -2,6 +2,7 @@
 // Run alone: npx tsx bench/registry.ts  (also measure 4 of `npm run bench`)
 import { Keepalive } from '../lib/keepalive'
 import { Connection, Registry } from '../lib/registry'
+import { spread, type Spread } from './spread'
 
 const noLog = { debug () {} } as never
 
@@ -14,18 +15,17 @@ function fill (n: number, now: number): Registry {
 }
 
 /** Median of `rounds` timings of `fn`, in microseconds. */
-function time (rounds: number, fn: () => void): { median: number, min: number, max: number } {
+function time (rounds: number, fn: () => void): Spread {
   const samples: number[] = []
   for (let i = 0; i < rounds; i++) {
     const t = process.hrtime.bigint()
     fn()
     samples.push(Number(process.hrtime.bigint() - t) / 1000)
   }
-  samples.sort((a, b) => a - b)
-  return { median: samples[Math.floor(samples.length / 2)], min: samples[0], max: samples[samples.length - 1] }
+  return spread(samples)
 }
 
-export interface RegistryRow { measure: string, size: number, us: { median: number, min: number, max: number } }
+export interface RegistryRow { measure: string, size: number, us: Spread }
 
 export function registryBench (sizes = [1_000, 100_000, 1_000_000], rounds = 101): RegistryRow[] {
   const rows: RegistryRow[] = []

@@ -19,6 +19,7 @@ import { freePort } from '../test/helpers/lwsc'
 import type { LoadCommand, LoadResult } from './load'
 import { cpuSeconds, establishedTo, machineBusySeconds, processTree } from './proc'
 import { registryBench } from './registry'
+import { spread, type Spread } from './spread'
 import type { TargetKind, TargetMemory, TargetReply } from './target'
 
 type Name = TargetKind | 'K'
@@ -126,14 +127,6 @@ async function measured (loader: Loader, target: Target, command: LoadCommand): 
 }
 
 // ---- statistics -------------------------------------------------------------------------------------
-
-interface Spread { median: number, min: number, max: number }
-
-function spread (values: number[]): Spread {
-  const v = values.filter(Number.isFinite).sort((a, b) => a - b)
-  if (v.length === 0) return { median: NaN, min: NaN, max: NaN }
-  return { median: v[Math.floor((v.length - 1) / 2)], min: v[0], max: v[v.length - 1] }
-}
 
 function fmt (s: Spread, digits = 0, unit = ''): string {
   if (!Number.isFinite(s.median)) return 'n/a'

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import WebSocket from 'ws'
 import { buildServer, type ExampleOptions } from '../../example/server'
 import { parseSip, type SipMessage } from '../../example/sip-message'
+import { within as withinMs } from '../helpers/pool'
 
 export interface Example {
   app: FastifyInstance
@@ -22,17 +23,9 @@ export async function startExample (options: ExampleOptions = {}): Promise<Examp
   return { app, port: address.port, httpUrl: `http://127.0.0.1:${address.port}/`, wsUrl: `ws://127.0.0.1:${address.port}/` }
 }
 
-/** Rejects with a message naming what was awaited when `ms` pass first. */
+/** Rejects with a message naming what was awaited when `ms` pass first (argument order reads well in the e2e steps). */
 export async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(`timed out after ${ms} ms waiting for ${what}`)) }, ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+  return await withinMs(promise, ms, () => `waiting for ${what}`)
 }
 
 /** The HTTP status of a refused WebSocket handshake, or 101 when it was accepted. */
