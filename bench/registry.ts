@@ -35,21 +35,25 @@ export function registryBench (sizes = [1_000, 100_000, 1_000_000], rounds = 101
     // Use half of them again so last-used order differs from id order.
     let i = 0
     for (const c of [...r.values()]) if (i++ % 2 === 0) r.touch(c, now + 1)
-    const k = new Keepalive(r, { mechanism: 1, timeoutMs: 180_000, intervalMs: 1000, closeDead: true, verbose: false }, { probe: (c, t) => { r.touch(c, t) }, expire: () => {} }, noLog)
     for (const order of ['id_hash', 'used_asc', 'used_desc'] as const) {
       const t = time(rounds, () => { r.dump(order, now) })
       rows.push({ measure: `wsDump('${order}')`, size: n, us: t })
     }
-    const busy = time(rounds, () => { k.sweep(now + 2) })
-    rows.push({ measure: 'keepalive tick, all busy', size: n, us: busy })
-    // 50 idle connections at the head of the same registry: a probe that does not mark them used leaves
-    // them due, so every round measures a tick that visits exactly those 50.
-    const stale = fill(0, 0)
-    for (let j = 0; j < 50; j++) stale.add(new Connection(stale.nextId(), { remoteAddress: '10.0.0.2', remotePort: j, localAddress: '127.0.0.1', localPort: 80, transport: 'ws' }, 'sip', null, 0))
-    for (const conn of [...r.values()]) { r.remove(conn); stale.add(conn) }
+    // The keepalive queue: one batch of 50 silent connections per round at its head, heard a millisecond
+    // apart, then every entry of the registry, heard later. Round b's tick is due for exactly batch b (the
+    // earlier batches were probed and went to the tail), never for the busy entries behind.
+    const timeoutMs = 180_000
     let probed = 0
-    const k50 = new Keepalive(stale, { mechanism: 1, timeoutMs: 180_000, intervalMs: 1000, closeDead: false, verbose: false }, { probe: () => { probed++ }, expire: () => {} }, noLog)
-    const due = time(rounds, () => { k50.sweep(now) })
+    const k = new Keepalive({ mechanism: 1, timeoutMs, intervalMs: 1000, closeDead: true, verbose: false }, { probe: () => { probed++ }, expire: () => {} }, noLog)
+    const start = now - rounds
+    for (let b = 0; b < rounds; b++) {
+      for (let j = 0; j < 50; j++) k.heard(new Connection(0, { remoteAddress: '10.0.0.2', remotePort: j, localAddress: '127.0.0.1', localPort: 80, transport: 'ws' }, 'sip', null, 0), start + b)
+    }
+    for (const conn of r.values()) k.heard(conn, now + 1)
+    const busy = time(rounds, () => { k.sweep(start - 1 + timeoutMs) })
+    rows.push({ measure: 'keepalive tick, all busy', size: n, us: busy })
+    let b = 0
+    const due = time(rounds, () => { k.sweep(start + (b++) + timeoutMs) })
     if (probed !== 50 * rounds) throw new Error(`expected 50 probes a tick, got ${probed / rounds}`)
     rows.push({ measure: 'keepalive tick, 50 due', size: n, us: due })
   }

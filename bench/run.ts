@@ -8,6 +8,7 @@
  *   npm run bench -- --smoke         tiny numbers, to check every target and measure works (test/bench-smoke)
  *   npm run bench -- --only rtt,lwsc  some measures only: rtt, handshakes, idle, registry, lwsc
  *   npm run bench -- --targets A,K    some targets only (B is the reference for ratios; lwsc needs A and C)
+ *                                    targets: A, A-async, B, B-copy, C, K
  *
  * See bench/README.md for the method and the latest table.
  */
@@ -22,7 +23,8 @@ import { registryBench } from './registry'
 import { spread, type Spread } from './spread'
 import type { TargetKind, TargetMemory, TargetReply } from './target'
 
-type Name = TargetKind | 'K'
+/** B-copy is a second, identical B: how far B-copy/B strays from 1 is the run's noise floor. */
+type Name = TargetKind | 'B-copy' | 'K'
 
 const argv = process.argv.slice(2)
 const SMOKE = argv.includes('--smoke')
@@ -30,7 +32,7 @@ const onlyArg = argv.indexOf('--only')
 const ONLY = onlyArg === -1 ? null : new Set(argv[onlyArg + 1].split(','))
 const wants = (measure: string): boolean => ONLY === null || ONLY.has(measure)
 const targetsArg = argv.indexOf('--targets')
-const TARGETS = new Set(targetsArg === -1 ? ['A', 'B', 'C', 'K'] : argv[targetsArg + 1].split(','))
+const TARGETS = new Set(targetsArg === -1 ? ['A', 'A-async', 'B', 'B-copy', 'C', 'K'] : argv[targetsArg + 1].split(','))
 
 const P = SMOKE
   ? { rounds: 1, idleRounds: 1, rttConns: [1, 5], warmupMs: 50, seconds: 0.3, handshakeConcurrency: 4, idle: 200, loaders: 2, registrySizes: [1_000], registryRounds: 5, lwscSeconds: 0.3, httpConcurrency: 2 }
@@ -46,12 +48,12 @@ const out = (line = ''): void => { process.stdout.write(line + '\n') }
 
 interface Target { name: Name, port: number, pids: () => number[], memory: () => Promise<number>, settleMs: number, stop: () => Promise<void> }
 
-async function startNodeTarget (kind: TargetKind): Promise<Target> {
+async function startNodeTarget (kind: TargetKind, name: Name = kind): Promise<Target> {
   const child = fork(join(HERE, 'target.ts'), [kind], { execArgv: [...TSX, '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const [first] = await once(child, 'message') as [TargetReply]
   if (!('port' in first)) throw new Error(`target ${kind} did not start`)
   return {
-    name: kind,
+    name,
     port: first.port,
     pids: () => [child.pid ?? 0],
     settleMs: 0,
@@ -172,11 +174,23 @@ class CpuColumns {
   }
 }
 
-interface Goal { text: string, value: Spread, pass: (median: number) => boolean, shown: string }
+interface Goal { text: string, value: Spread, pass: (median: number) => boolean, shown: string, noise?: Spread }
 const goals: Goal[] = []
 
-function goal (text: string, value: Spread, pass: (median: number) => boolean, digits = 2): void {
-  goals.push({ text, value, pass, shown: fmt(value, digits) })
+function goal (text: string, value: Spread, pass: (median: number) => boolean, digits = 2, noise?: Spread): void {
+  goals.push({ text, value, pass, shown: fmt(value, digits), noise })
+}
+
+/** How far from 1 an identical copy's ratio went in this run: a ratio closer to 1 than this proves nothing. */
+function noiseWidth (noise: Spread): number {
+  return Math.max(Math.abs(noise.min - 1), Math.abs(noise.max - 1))
+}
+
+/** pass / miss, or "within noise" when a miss is no further from 1 than the run's own noise floor. */
+function verdict (g: Goal): string {
+  if (g.pass(g.value.median)) return 'pass'
+  if (g.noise !== undefined && Math.abs(g.value.median - 1) <= noiseWidth(g.noise)) return 'within noise'
+  return '**miss**'
 }
 
 function table (header: string[], rows: string[][]): void {
@@ -213,12 +227,18 @@ async function measureRoundTrips (targets: Target[], loader: Loader): Promise<vo
     }
     out(`### Round trips, ${conns} connection${conns === 1 ? '' : 's'} (one OPTIONS in flight on each)`)
     out()
+    const noise = rate.has('B-copy') ? ratio(rate, 'B-copy', 'B') : undefined
+    if (noise !== undefined) {
+      out(`Noise floor: B-copy/B ${fmt(noise, 2)} (an identical server; ratios within ±${(noiseWidth(noise) * 100).toFixed(0)}% of 1 prove nothing).`)
+      out()
+    }
     table(['target', 'round trips/s', 'vs B', 'p50 ms', 'p99 ms', 'per server CPU-second', ...CpuColumns.header], targets.map((t) => [
       t.name, fmt(spread(rate.get(t.name) ?? [])), fmt(ratio(rate, t.name, 'B'), 2),
       fmt(spread(p50.get(t.name) ?? []), 3), fmt(spread(p99.get(t.name) ?? []), 3),
       fmt(spread(perCpu.get(t.name) ?? [])), ...cpu.row(t.name)
     ]))
-    goal(`A/B round trips/s at ${conns} connection${conns === 1 ? '' : 's'} ≥ 0.95`, ratio(rate, 'A', 'B'), (m) => m >= 0.95)
+    goal(`A/B round trips/s at ${conns} connection${conns === 1 ? '' : 's'} ≥ 0.95`, ratio(rate, 'A', 'B'), (m) => m >= 0.95, 2, noise)
+    if (rate.has('A-async')) goal(`A-async/A round trips/s at ${conns} connection${conns === 1 ? '' : 's'} (the ordered queue) ≥ 0.95`, ratio(rate, 'A-async', 'A'), (m) => m >= 0.95, 2, noise)
     if (conns === 50 && rate.has('K')) goal('A/K round trips/s at 50 connections ≥ 1.5', ratio(rate, 'A', 'K'), (m) => m >= 1.5)
   }
 }
@@ -375,9 +395,9 @@ async function main (): Promise<void> {
     out(`# fastify-sip-ws bench — ${new Date().toISOString()}, Node ${process.version}, ${SMOKE ? 'SMOKE (tiny numbers, not figures)' : `${P.rounds} interleaved rounds (${P.idleRounds} for memory)`}`)
     out()
     const targets: Target[] = []
-    for (const kind of ['A', 'B', 'C'] as const) {
-      if (!TARGETS.has(kind)) continue
-      const t = await startNodeTarget(kind)
+    for (const [kind, name] of [['A', 'A'], ['A-async', 'A-async'], ['B', 'B'], ['B', 'B-copy'], ['C', 'C']] as const) {
+      if (!TARGETS.has(name)) continue
+      const t = await startNodeTarget(kind, name)
       stops.push(t.stop)
       targets.push(t)
     }
@@ -404,7 +424,7 @@ async function main (): Promise<void> {
 
     out('### Goals')
     out()
-    table(['goal', 'measured (median, min–max)', ''], goals.map((g) => [g.text, g.shown, g.pass(g.value.median) ? 'pass' : '**miss**']))
+    table(['goal', 'measured (median, min–max)', 'noise floor', ''], goals.map((g) => [g.text, g.shown, g.noise === undefined ? '' : `±${(noiseWidth(g.noise) * 100).toFixed(0)}%`, verdict(g)]))
     out(`Bench took ${Math.round((Date.now() - started) / 1000)} s.`)
   } finally {
     for (const stop of stops.reverse()) await stop()

@@ -3,6 +3,8 @@
  *
  *   A  this plugin: registry, hooks, statistics and keepalive on; the OPTIONS answered in a
  *      `websocket:message` hook. It also serves GET /lwsc, which relays through `app.lwsc` (measure 5).
+ *   A-async  the same with an async hook (it awaits a resolved promise): each message then goes through
+ *      the connection's ordered hook queue.
  *   B  plain fastify + @fastify/websocket: a `{ websocket: true }` route.
  *   C  raw `ws` WebSocketServer on node:http.
  *
@@ -15,10 +17,10 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { writeHeapSnapshot } from 'node:v8'
 import { WebSocketServer, type WebSocket } from 'ws'
-import sipWs from '../lib'
+import sipWs, { type WsMessage } from '../lib'
 import { answerOptions, optionsRequest } from './sip'
 
-export type TargetKind = 'A' | 'B' | 'C'
+export type TargetKind = 'A' | 'A-async' | 'B' | 'C'
 export interface TargetMemory { rss: number, heapUsed: number, external: number, arrayBuffers: number }
 export type TargetReply = { port: number } | { mem: TargetMemory }
 
@@ -33,15 +35,17 @@ function answerOn (ws: WebSocket): void {
   })
 }
 
-async function startA (): Promise<number> {
+async function startA (async: boolean): Promise<number> {
   const app = Fastify({ logger: false })
   // The defaults: Ping keepalive after 180 s idle, swept every second; statistics always on.
   await app.register(sipWs, { keepaliveMechanism: 1 })
-  app.addWsHook('websocket:message', (msg) => {
+  const answer = (msg: WsMessage): void => {
     if (typeof msg.data !== 'string') return
-    const answer = answerOptions(msg.data)
-    if (answer !== null) app.wsSend(msg.id, answer)
-  })
+    const text = answerOptions(msg.data)
+    if (text !== null) app.wsSend(msg.id, text)
+  }
+  if (async) app.addWsHook('websocket:message', async (msg) => { await Promise.resolve(); answer(msg) })
+  else app.addWsHook('websocket:message', answer)
   const lwscPayload = optionsRequest('lwsc-A')
   app.get<{ Querystring: { url: string, proto?: string } }>('/lwsc', async (request) => {
     return await app.lwsc.requestProto(request.query.url, request.query.proto ?? 'sip', lwscPayload)
@@ -79,8 +83,8 @@ if (require.main === module) {
   // on most closes. A server in production runs compiled JS without them, so the bench does too.
   process.setSourceMapsEnabled(false)
   const kind = process.argv[2] as TargetKind
-  const start = { A: startA, B: startB, C: startC }[kind]
-  if (start === undefined || process.send === undefined) throw new Error('usage: fork(bench/target.ts, [A|B|C])')
+  const start = { A: async () => await startA(false), 'A-async': async () => await startA(true), B: startB, C: startC }[kind]
+  if (start === undefined || process.send === undefined) throw new Error('usage: fork(bench/target.ts, [A|A-async|B|C])')
   start().then((port) => {
     process.send?.({ port } satisfies TargetReply)
     process.on('message', (m: { cmd: string, file?: string }) => {

@@ -13,8 +13,10 @@ export interface ExampleOptions {
   allowedOrigins?: string[]
   /** Host header values allowed, with or without the port; unset lets any through (env ALLOWED_HOSTS). */
   allowedHosts?: string[]
-  /** Seconds of silence before a connection is pinged. */
+  /** Milliseconds of silence from a client before it is pinged (env KEEPALIVE_TIMEOUT). */
   keepaliveTimeout?: number
+  /** Milliseconds over which SIGTERM spreads the closes of open connections (env DRAIN_MS). */
+  drainWithin?: number
 }
 
 const PUBLIC = join(__dirname, 'public')
@@ -33,7 +35,7 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
     path: '/',
     subProtocols: ['sip'],
     corsMode: 0,
-    keepaliveTimeout: opts.keepaliveTimeout ?? 30,
+    keepaliveTimeout: opts.keepaliveTimeout ?? 30000,
     rpc: { path: '/RPC' }
   })
 
@@ -109,8 +111,8 @@ function list (value: string | undefined): string[] | undefined {
 export function optionsFromEnv (env: NodeJS.ProcessEnv): ExampleOptions & { host: string, port: number } {
   const port = Number(env.PORT ?? 8080)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${JSON.stringify(env.PORT)}`)
-  const keepalive = env.KEEPALIVE_TIMEOUT === undefined ? undefined : Number(env.KEEPALIVE_TIMEOUT)
-  if (keepalive !== undefined && !(keepalive > 0)) throw new Error(`KEEPALIVE_TIMEOUT must be a positive number of seconds, got ${JSON.stringify(env.KEEPALIVE_TIMEOUT)}`)
+  const keepalive = milliseconds(env, 'KEEPALIVE_TIMEOUT')
+  const drain = milliseconds(env, 'DRAIN_MS')
   return {
     host: env.HOST ?? '127.0.0.1',
     port,
@@ -118,22 +120,45 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): ExampleOptions & { host
     eventsUrl: env.EVENTS_URL === undefined || env.EVENTS_URL === '' ? undefined : env.EVENTS_URL,
     allowedOrigins: list(env.ALLOWED_ORIGINS),
     allowedHosts: list(env.ALLOWED_HOSTS),
-    keepaliveTimeout: keepalive
+    keepaliveTimeout: keepalive,
+    drainWithin: drain
   }
 }
 
-async function main (): Promise<void> {
-  const { host, port, ...options } = optionsFromEnv(process.env)
-  const app = await buildServer(options)
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      app.log.info({ signal }, 'shutting down')
-      app.close().then(() => process.exit(0), (err: unknown) => {
-        app.log.error({ err }, 'shutdown failed')
-        process.exit(1)
-      })
+function milliseconds (env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name]
+  if (text === undefined || text === '') return undefined
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number of milliseconds, got ${JSON.stringify(text)}`)
+  return value
+}
+
+/**
+ * SIGTERM (a rolling restart, `kill`, a container stop) drains first: new handshakes get 503 so the load
+ * balancer sends clients elsewhere, open ones are closed over `drainWithin` ms, then the server closes.
+ * SIGINT, or a second signal, closes at once.
+ */
+function stopOnSignals (app: FastifyInstance, drainWithin: number): void {
+  let stopping = false
+  const stop = (signal: NodeJS.Signals): void => {
+    const drain = signal === 'SIGTERM' && !stopping
+    if (stopping && !drain) app.log.warn({ signal }, 'closing now')
+    stopping = true
+    app.log.info({ signal, drainWithin: drain ? drainWithin : 0 }, drain ? 'draining, then shutting down' : 'shutting down')
+    const done = drain ? app.wsDrain({ within: drainWithin }).then(async () => { await app.close() }) : app.close()
+    done.then(() => process.exit(0), (err: unknown) => {
+      app.log.error({ err }, 'shutdown failed')
+      process.exit(1)
     })
   }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+async function main (): Promise<void> {
+  const { host, port, drainWithin, ...options } = optionsFromEnv(process.env)
+  const app = await buildServer(options)
+  stopOnSignals(app, drainWithin ?? 5000)
   await app.listen({ host, port })
   const address = app.server.address()
   const shown = address !== null && typeof address === 'object' ? `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : `${host}:${port}`

@@ -4,6 +4,9 @@ export const SERVER_NAME = `fastify-sip-ws (${VERSION})`
 
 export const WS_VERSION = 13
 
+/** What a 503 asks a client to wait before it tries again (connection limits, drain, shutdown). */
+export const RETRY_AFTER_SECONDS = 5
+
 // RFC 6455 §7.4.1 close codes this package sends, with the reason text put in the Close frame.
 export const CLOSE_NORMAL = 1000
 export const CLOSE_GOING_AWAY = 1001

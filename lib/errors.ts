@@ -15,3 +15,4 @@ export const LwscProtocolRefusedError = createError('FST_SIPWS_LWSC_PROTOCOL_REF
 export const LwscQueueFullError = createError('FST_SIPWS_LWSC_QUEUE_FULL', 'lwsc: queue for %s is full (%d waiting)', 503)
 export const LwscClosedError = createError('FST_SIPWS_LWSC_CLOSED', 'lwsc: client is closed; cannot send to %s', 503)
 export const InvalidCloseError = createError('FST_SIPWS_INVALID_CLOSE', 'wsClose: invalid %s: %s', 500, TypeError)
+export const InvalidDrainError = createError('FST_SIPWS_INVALID_DRAIN', 'wsDrain: %s', 400, TypeError)

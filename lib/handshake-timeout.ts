@@ -12,16 +12,21 @@ const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nCo
  * `headersTimeout`: 60 s, checked only every 30 s. Later requests on a kept-alive socket are left to that
  * `headersTimeout`: a connection is timed from its accept to its first request head, once.
  *
+ * With `timeoutMs` 0 connections are only tracked, not timed, until shutdown: `server.close()` waits for a
+ * connection that never sent a request (Node closes only idle keep-alive ones), so shutdown must drop them.
+ *
  * Only `'request'` and `'upgrade'` are listened to, never `'connect'` or `'checkContinue'`: Node changes how
  * it treats those requests as soon as a listener exists. A connection the server has written to already (a
  * CONNECT tunnel's or a 100-continue handler's answer) completed its request head, so expiry spares it.
  */
 export class HandshakeTimeout {
-  private readonly pending = new Map<Socket, NodeJS.Timeout>()
+  private readonly pending = new Map<Socket, NodeJS.Timeout | null>()
   // On an https server requests arrive on the TLSSocket, which exists from 'secureConnection' on; the TLS
   // handshake before it is bounded by the https options' own `handshakeTimeout`.
   private readonly acceptEvent: 'connection' | 'secureConnection'
   private listensUpgrade = false
+  /** At shutdown, how long a newly accepted connection may take to send its request head. */
+  private closingTimeoutMs = 0
 
   constructor (
     private readonly server: Server,
@@ -51,26 +56,35 @@ export class HandshakeTimeout {
     for (const socket of [...this.pending.keys()]) this.disarm(socket)
   }
 
+  /** The listener this owns on 'upgrade', which does not answer upgrade requests. */
+  get upgradeListener (): (req: IncomingMessage) => void {
+    return this.onRequestHead
+  }
+
   /**
-   * At shutdown: a connection still without a request head will never be served, and server.close() would
-   * wait for it until its timer fires.
+   * At shutdown: a connection still without a request head would hold `server.close()`, which waits for it.
+   * Each one, and each accepted until the listener closes, gets `graceMs` (or less) to send its request,
+   * which is then answered 503, and is dropped after that. A real client sends its request with the end of
+   * the TCP handshake, so a short grace loses none and bounds the rest.
    */
-  dropPending (): void {
-    for (const socket of [...this.pending.keys()]) {
-      this.disarm(socket)
-      socket.destroy()
+  closing (graceMs: number): void {
+    this.closingTimeoutMs = this.timeoutMs === 0 ? graceMs : Math.min(graceMs, this.timeoutMs)
+    for (const [socket, timer] of this.pending) {
+      if (timer !== null) clearTimeout(timer)
+      this.pending.set(socket, setTimeout(this.expire, this.closingTimeoutMs, socket).unref())
     }
   }
 
   private readonly arm = (socket: Socket): void => {
-    this.pending.set(socket, setTimeout(this.expire, this.timeoutMs, socket).unref())
+    const ms = this.closingTimeoutMs !== 0 ? this.closingTimeoutMs : this.timeoutMs
+    this.pending.set(socket, ms === 0 ? null : setTimeout(this.expire, ms, socket).unref())
     socket.once('close', this.onSocketClose)
   }
 
   private disarm (socket: Socket): void {
     const timer = this.pending.get(socket)
     if (timer === undefined) return
-    clearTimeout(timer)
+    if (timer !== null) clearTimeout(timer)
     this.pending.delete(socket)
     socket.off('close', this.onSocketClose)
   }
@@ -88,7 +102,7 @@ export class HandshakeTimeout {
     this.pending.delete(socket)
     socket.off('close', this.onSocketClose)
     if (socket.destroyed || socket.bytesWritten > 0) return
-    this.log.info({ remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, handshakeTimeout: this.timeoutMs }, 'fastify-sip-ws: no complete request head within handshakeTimeout, dropping the connection')
+    this.log.info({ remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, handshakeTimeout: this.closingTimeoutMs !== 0 ? this.closingTimeoutMs : this.timeoutMs }, 'fastify-sip-ws: no complete request head within handshakeTimeout, dropping the connection')
     if (socket.writable) socket.write(REQUEST_TIMEOUT)
     socket.destroy()
     this.onTimeout()

@@ -87,13 +87,17 @@ export function checkRequest (req: IncomingMessage, headers: IncomingHttpHeaders
 /**
  * Picks the sub-protocol: the one a hook chose if any, else the first the client offered that is enabled.
  * Comparison ignores case (Kamailio lower-cases), the answer echoes the client's spelling as §4.2.2 asks.
+ * A hook's choice that cannot be answered is the server's mistake, not the client's: a 500.
  */
 export function chooseProtocol (offered: readonly string[], enabled: readonly string[], chosenByHook?: string): { protocol: string } | Refusal {
   if (chosenByHook !== undefined) {
     const wanted = chosenByHook.toLowerCase()
+    if (!enabled.includes(wanted)) {
+      return { status: 500, message: `An xhttp:request hook set request.wsSubProtocol to "${chosenByHook}", which is not enabled (subProtocols: ${enabled.join(', ')})` }
+    }
     const match = offered.find((name) => name.toLowerCase() === wanted)
-    if (match !== undefined && enabled.includes(wanted)) return { protocol: match }
-    return { status: 400, headers: supportedHeaders([chosenByHook]), message: `Sub-protocol "${chosenByHook}" is required here but was not offered` }
+    if (match !== undefined) return { protocol: match }
+    return { status: 500, message: `An xhttp:request hook set request.wsSubProtocol to "${chosenByHook}", which the client did not offer (offered: ${offered.join(', ') || 'none'})` }
   }
   for (const name of offered) {
     if (enabled.includes(name.toLowerCase())) return { protocol: name }

@@ -58,9 +58,12 @@ interface Registered<F> {
 
 const NAMES: readonly WsHookName[] = ['xhttp:request', 'rpc:request', 'websocket:open', 'websocket:message', 'websocket:closed']
 
-function isThenable (value: unknown): value is PromiseLike<unknown> {
+export function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
 }
+
+export type EventHookName = 'websocket:open' | 'websocket:message' | 'websocket:closed'
+type EventHook = Registered<(this: FastifyInstance, event: any) => unknown>
 
 export class Hooks {
   private readonly lists: { [K in WsHookName]: Array<Registered<WsHookMap[K]>> } = {
@@ -96,41 +99,27 @@ export class Hooks {
     return false
   }
 
+  /** The hooks of an event, in the order added. */
+  events (name: EventHookName): readonly EventHook[] {
+    return this.lists[name]
+  }
+
   /**
-   * Runs event hooks in order. Synchronous hooks cost no promise; an async hook is awaited before the
-   * next one runs. A hook that throws or rejects is logged and the others still run: one bad handler
-   * must not take a connection down.
+   * Calls one event hook. Returns its promise when it returned one, else undefined; a hook that throws is
+   * logged and counts as done: one bad handler must not take a connection down.
    */
-  emit<K extends 'websocket:open' | 'websocket:message' | 'websocket:closed'> (name: K, event: Parameters<WsHookMap[K]>[0]): void | Promise<void> {
-    const list = this.lists[name] as Array<Registered<(this: FastifyInstance, e: typeof event) => unknown>>
-    for (let i = 0; i < list.length; i++) {
-      let result: unknown
-      try {
-        result = list[i].fn.call(list[i].instance, event)
-      } catch (err) {
-        this.failed(name, event, err)
-        continue
-      }
-      if (isThenable(result)) return this.emitRest(name, event, list, i + 1, result)
-    }
-  }
-
-  private async emitRest (name: WsHookName, event: { id: number }, list: Array<Registered<(this: FastifyInstance, e: any) => unknown>>, from: number, pending: PromiseLike<unknown>): Promise<void> {
+  call (hook: EventHook, name: EventHookName, event: { id: number }): PromiseLike<unknown> | undefined {
+    let result: unknown
     try {
-      await pending
+      result = hook.fn.call(hook.instance, event)
     } catch (err) {
-      this.failed(name, event, err)
+      this.failed(name, event.id, err)
+      return undefined
     }
-    for (let i = from; i < list.length; i++) {
-      try {
-        await list[i].fn.call(list[i].instance, event)
-      } catch (err) {
-        this.failed(name, event, err)
-      }
-    }
+    return isThenable(result) ? result : undefined
   }
 
-  private failed (name: WsHookName, event: { id: number }, err: unknown): void {
-    this.log.error({ err, id: event.id, hook: name }, 'fastify-sip-ws: %s hook failed', name)
+  failed (name: WsHookName, id: number, err: unknown): void {
+    this.log.error({ err, id, hook: name }, 'fastify-sip-ws: %s hook failed', name)
   }
 }

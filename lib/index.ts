@@ -8,9 +8,11 @@ import { WsServer } from './server'
 import { HandshakeTimeout } from './handshake-timeout'
 import { LwscClient } from './lwsc'
 import type { StatsSnapshot } from './stats'
-import { upgradeHook } from './upgrade'
+import { UpgradeRequests } from './upgrade'
 import { registerRpc } from './rpc'
 import { registerMetrics } from './metrics'
+import { registerShutdown } from './shutdown'
+import { drainWithin } from './drain'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,6 +29,12 @@ declare module 'fastify' {
     wsDisable: () => void
     wsEnable: () => void
     wsStats: () => StatsSnapshot
+    /**
+     * Takes this node out of service for a rolling restart: new handshakes get 503 with Retry-After, open
+     * connections get Close 1001 spread over `within` ms (default 0: all at once). Resolves when none is left
+     * and their closed hooks have run. `wsEnable()` ends a drain early.
+     */
+    wsDrain: (options?: { within?: number }) => Promise<void>
     /** The WebSocket client (Kamailio's lwsc), closed with the app. */
     lwsc: LwscClient
   }
@@ -67,26 +75,21 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   app.decorate('wsDisable', () => { server.setEnabled(false) })
   app.decorate('wsEnable', () => { server.setEnabled(true) })
   app.decorate('wsStats', () => server.statistics())
+  app.decorate('wsDrain', async (options: { within?: number } = {}) => { await server.drain(drainWithin(options.within ?? 0)) })
   const lwsc = new LwscClient(settings.lwsc, app.log)
   app.decorate('lwsc', lwsc)
-  app.addHook('onClose', async () => { await lwsc.close() })
 
-  if (settings.handshakeTimeout > 0) {
-    if (app.initialConfig.http2 === true) {
-      // HTTP/2 has no upgrade handshake, and its sessions multiplex streams over one socket.
-      app.log.debug('fastify-sip-ws: handshakeTimeout does not apply to an HTTP/2 server')
-    } else {
-      const timeout = new HandshakeTimeout(app.server, settings.handshakeTimeout, app.log, () => { server.stats.total.handshake_timeouts++ })
-      timeout.start()
-      app.addHook('preClose', async () => { timeout.dropPending() })
-      app.addHook('onClose', async () => { timeout.stop() })
-    }
-  }
+  // HTTP/2 has no upgrade handshake, and its sessions multiplex streams over one socket.
+  const handshakeTimeout = app.initialConfig.http2 === true
+    ? null
+    : new HandshakeTimeout(app.server, settings.handshakeTimeout, app.log, () => { server.stats.total.handshake_timeouts++ })
+  handshakeTimeout?.start()
 
-  app.addHook('onRequest', upgradeHook(server, hooks))
+  const upgrades = new UpgradeRequests(server, hooks)
+  app.addHook('onRequest', upgrades.onRequest)
   if (settings.rpc !== undefined) await registerRpc(app, settings.rpc.path, server, hooks)
   if (settings.metrics !== undefined) registerMetrics(settings.metrics.registry, settings.metrics.prefix, () => server.statistics())
-  app.addHook('preClose', async () => { await server.shutdown() })
+  registerShutdown(app, { server, upgrades, handshakeTimeout, lwsc })
 }
 
 export const sipWs = fp(plugin, { fastify: '5.x', name: 'fastify-sip-ws' })

@@ -1,8 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Connection, Registry } from './registry'
+import { OrderedList } from './ordered-list'
+import type { Connection } from './registry'
 
 export interface KeepaliveActions {
-  /** Sends the keepalive frame (Ping or Pong) and marks the connection used. */
+  /** Sends the keepalive frame (Ping or Pong). */
   probe: (conn: Connection, now: number) => void
   /** Closes a peer that answered nothing since the last probe. */
   expire: (conn: Connection) => void
@@ -25,23 +26,27 @@ export interface SweepResult {
 }
 
 /**
- * The registry keeps connections in last-used order, so the idle ones are all at its head: a sweep walks
- * from there and stops at the first connection used within the timeout. Its cost is the number of due
- * connections, not the number of connections. Probing a connection marks it used, which moves it to the
- * tail, so the walk never meets the same connection twice.
+ * Finds dead peers by what they send, never by what we send: an app that keeps writing to a vanished peer
+ * (a registrar's NOTIFYs, say) must not keep it alive. Each connection sits in a queue ordered by when
+ * keepalive must next look at it (`keepaliveDue`), and every entry goes in at the tail with the same delay,
+ * so the queue stays sorted without ever sorting: a sweep takes due entries from the head and stops at the
+ * first that is not due. Its cost is the number of due connections, not the number of connections.
  */
 export class Keepalive {
+  private readonly queue = new OrderedList<Connection>()
   private timer: NodeJS.Timeout | null = null
+  private readonly enabled: boolean
 
   constructor (
-    private readonly registry: Registry,
     private readonly settings: KeepaliveSettings,
     private readonly actions: KeepaliveActions,
     private readonly log: FastifyBaseLogger
-  ) {}
+  ) {
+    this.enabled = settings.mechanism !== 0
+  }
 
   start (): void {
-    if (this.settings.mechanism === 0 || this.timer !== null) return
+    if (!this.enabled || this.timer !== null) return
     this.timer = setInterval(() => { this.sweep(Date.now()) }, this.settings.intervalMs)
     // The sweep must never keep the process alive on its own.
     this.timer.unref()
@@ -52,30 +57,46 @@ export class Keepalive {
     this.timer = null
   }
 
+  /** The peer sent a frame (or the connection is new): nothing to do for another timeout. */
+  heard (conn: Connection, now: number): void {
+    if (!this.enabled) return
+    conn.pingSentAt = 0
+    conn.keepaliveDue = now + this.settings.timeoutMs
+    this.queue.moveToTail(conn.keepaliveLink)
+  }
+
+  forget (conn: Connection): void {
+    this.queue.unlink(conn.keepaliveLink)
+  }
+
   sweep (now: number): SweepResult {
     const { timeoutMs, closeDead, mechanism } = this.settings
     const result: SweepResult = { visited: 0, probed: 0, expired: 0 }
-    if (mechanism === 0) return result
-    const dueBefore = now - timeoutMs
-    let conn = this.registry.head
-    while (conn !== null && conn.lastUsed <= dueBefore) {
-      const next = conn.next
+    let link = this.queue.head
+    while (link !== null && link.owner.keepaliveDue <= now) {
+      const conn = link.owner
+      const next = link.next
       result.visited++
-      if (conn.state === 'OPEN') {
-        // A Ping is answered by a Pong, so silence after one is evidence of a dead peer; an unsolicited
-        // Pong asks for nothing, so with mechanism 2 silence proves nothing.
-        if (closeDead && mechanism === 1 && conn.pingSentAt !== 0 && now - conn.pingSentAt >= timeoutMs) {
-          result.expired++
-          this.actions.expire(conn)
-        } else {
-          result.probed++
-          this.actions.probe(conn, now)
-        }
+      if (conn.state !== 'OPEN') {
+        // A closing connection is bounded by closeTimeout instead.
+        this.queue.unlink(link)
+      } else if (closeDead && mechanism === 1 && conn.pingSentAt !== 0) {
+        // Silent for a whole timeout after a Ping, which asks for a Pong: evidence of a dead peer. An
+        // unsolicited Pong asks for nothing, so with mechanism 2 silence proves nothing.
+        result.expired++
+        this.queue.unlink(link)
+        this.actions.expire(conn)
+      } else {
+        result.probed++
+        if (conn.pingSentAt === 0) conn.pingSentAt = now
+        conn.keepaliveDue = now + timeoutMs
+        this.queue.moveToTail(link)
+        this.actions.probe(conn, now)
       }
-      conn = next
+      link = next
     }
     if (this.settings.verbose) {
-      this.log.debug({ ...result, connections: this.registry.size }, 'fastify-sip-ws: keepalive sweep')
+      this.log.debug({ ...result }, 'fastify-sip-ws: keepalive sweep')
     }
     return result
   }

@@ -12,18 +12,40 @@ export interface PromRegistryLike {
 const TOKEN = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$'
 const PATH = '^/'
 
-const Milliseconds = (def: number, min = 1) => Type.Integer({ minimum: min, default: def })
+interface DurationBounds {
+  min: number
+  /** Past this a value can only be a unit mistake too (microseconds, say). */
+  max?: number
+  /** How a unit mistake is told apart, shown in the error. */
+  hint?: string
+  /** 0 turns the feature off. */
+  off?: boolean
+}
+
+/**
+ * A duration in milliseconds, as Fastify's own options are. The bounds are where a value stops making sense,
+ * so a number meant in Kamailio's unit (seconds, or microseconds for lwsc) fails at register naming the unit
+ * instead of running a thousand times too fast or too slow.
+ */
+const Milliseconds = (def: number, { min, max, hint, off = false }: DurationBounds) => {
+  const range = max === undefined ? `at least ${min}` : `${min} to ${max}`
+  const expected = `milliseconds${off ? ': 0 (off) or' : ','} ${range}${hint === undefined ? '' : ` (${hint})`}`
+  const bounds = max === undefined ? { minimum: min } : { minimum: min, maximum: max }
+  return off
+    ? Type.Union([Type.Literal(0), Type.Integer(bounds)], { default: def, expected })
+    : Type.Integer({ ...bounds, default: def, expected })
+}
 
 export const LwscOptionsSchema = Type.Object({
   protocol: Type.String({ pattern: TOKEN, default: 'kmsg', description: 'Sub-protocol offered when none is given (Kamailio `protocol`)' }),
-  timeoutInit: Milliseconds(2000),
-  timeoutRead: Milliseconds(2000),
+  timeoutInit: Milliseconds(2000, { min: 100, max: 600000, hint: "Kamailio's timeout_init is in microseconds: 2000000 µs is 2000 ms" }),
+  timeoutRead: Milliseconds(2000, { min: 100, max: 600000, hint: "Kamailio's timeout_read is in microseconds: 2000000 µs is 2000 ms" }),
   verbosity: Type.Integer({ minimum: 0, maximum: 3, default: 0 }),
   poolSize: Type.Integer({ minimum: 1, maximum: 1024, default: 4, description: 'Open connections per (url, sub-protocol)' }),
   queueSize: Type.Integer({ minimum: 0, default: 1024, description: 'Requests waiting for a free connection per (url, sub-protocol)' }),
-  keepaliveInterval: Milliseconds(5000, 0),
-  reconnectBackoffMin: Milliseconds(100),
-  reconnectBackoffMax: Milliseconds(2000),
+  keepaliveInterval: Milliseconds(5000, { min: 100, off: true }),
+  reconnectBackoffMin: Milliseconds(100, { min: 1 }),
+  reconnectBackoffMax: Milliseconds(2000, { min: 1 }),
   origin: Type.Optional(Type.String()),
   headers: Type.Optional(Type.Record(Type.String(), Type.String())),
   maxPayload: Type.Integer({ minimum: 1, default: 16 * 1024 * 1024 }),
@@ -42,15 +64,17 @@ export const SipWsOptionsSchema = Type.Object({
   ], { default: 3, expected: 'a bitmap 1 (sip), 2 (msrp), 3 (both) or a non-empty list of sub-protocol names' }),
   corsMode: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 0, expected: '0 (none), 1 (any) or 2 (origin)' }),
   keepaliveMechanism: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 1, expected: '0 (none), 1 (Ping) or 2 (Pong)' }),
-  keepaliveTimeout: Type.Number({ exclusiveMinimum: 0, default: 180 }),
-  keepaliveInterval: Type.Number({ exclusiveMinimum: 0, default: 1 }),
+  keepaliveTimeout: Milliseconds(180000, { min: 1000, hint: "Kamailio's keepalive_timeout is in seconds: 180 s is 180000 ms" }),
+  keepaliveInterval: Milliseconds(1000, { min: 100, hint: "Kamailio's keepalive_interval is in seconds: 1 s is 1000 ms" }),
   keepaliveProcesses: Type.Optional(Type.Integer({ minimum: 1 })),
   keepaliveCloseDead: Type.Boolean({ default: true }),
   pingApplicationData: Type.String({ maxLength: 125, default: SERVER_NAME }),
   verboseList: Type.Boolean({ default: false }),
   maxPayload: Type.Integer({ minimum: 1, default: 65536 }),
-  closeTimeout: Milliseconds(5000),
-  handshakeTimeout: Milliseconds(10000, 0),
+  closeTimeout: Milliseconds(5000, { min: 100 }),
+  handshakeTimeout: Milliseconds(10000, { min: 100, off: true }),
+  hookTimeout: Milliseconds(10000, { min: 100 }),
+  hookQueueLimit: Type.Integer({ minimum: 0, default: 256 * 1024, expected: 'bytes, 0 or more' }),
   maxConnections: Type.Integer({ minimum: 0, default: 0 }),
   maxConnectionsPerIp: Type.Integer({ minimum: 0, default: 0 }),
   maxBufferedAmount: Type.Integer({ minimum: 0, default: 4 * 1024 * 1024 }),

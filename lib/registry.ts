@@ -1,5 +1,7 @@
 import type { WebSocket } from 'ws'
 import { BadDumpOrderError } from './errors'
+import type { HookQueue } from './hook-queue'
+import { Link, OrderedList } from './ordered-list'
 import type { ProtocolCounters } from './stats'
 
 export type ConnectionState = 'OPEN' | 'CLOSING' | 'CLOSED'
@@ -33,6 +35,11 @@ export class Connection {
   readonly createdAt: number
   /** Milliseconds (Date.now()) of the last frame received or sent. */
   lastUsed: number
+  /**
+   * When keepalive must look at this connection next: a keepalive timeout after the peer last sent a frame,
+   * or after the last probe. Only what the peer sends moves it: our own sends prove nothing about the peer.
+   */
+  keepaliveDue: number
   /** When the keepalive Ping still unanswered was sent; 0 when none is. */
   pingSentAt = 0
   state: ConnectionState = 'OPEN'
@@ -44,9 +51,12 @@ export class Connection {
   readonly socket: WebSocket | null
   /** This connection's sub-protocol statistics, looked up once here rather than per frame. */
   counters: ProtocolCounters | null = null
-  // Last-used list links: prev is older, next is newer.
-  prev: Connection | null = null
-  next: Connection | null = null
+  /** Place in the last-used order (sends and receives), which `wsDump` lists. */
+  readonly usedLink: Link<Connection>
+  /** Place in the keepalive order (what the peer sent, and probes). */
+  readonly keepaliveLink: Link<Connection>
+  /** Hook events waiting behind an async hook; null until a hook of this connection first returns a promise. */
+  queue: HookQueue | null = null
 
   constructor (id: number, address: ConnectionAddress, subProtocol: string, socket: WebSocket | null, now: number) {
     this.id = id
@@ -59,6 +69,9 @@ export class Connection {
     this.socket = socket
     this.createdAt = now
     this.lastUsed = now
+    this.keepaliveDue = now
+    this.usedLink = new Link(this)
+    this.keepaliveLink = new Link(this)
   }
 }
 
@@ -83,16 +96,14 @@ export interface DumpResult {
 
 /**
  * Connections by id (a Map: O(1) lookup, and its insertion order is id order) and in last-used order (an
- * intrusive doubly linked list: O(1) to touch, and walking from either end yields the least or most
- * recently used first, so neither the keepalive sweep nor a dump ever sorts).
+ * intrusive list: O(1) to touch, and walking from either end yields the least or most recently used first,
+ * so a dump never sorts).
  */
 export class Registry {
   private readonly byId = new Map<number, Connection>()
   private readonly perIp = new Map<string, number>()
-  /** Least recently used. */
-  head: Connection | null = null
-  /** Most recently used. */
-  tail: Connection | null = null
+  /** Head: least recently used; tail: most recently used. */
+  readonly used = new OrderedList<Connection>()
   private lastId = 0
 
   get size (): number {
@@ -114,7 +125,7 @@ export class Registry {
   add (conn: Connection): void {
     this.byId.set(conn.id, conn)
     this.perIp.set(conn.remoteAddress, (this.perIp.get(conn.remoteAddress) ?? 0) + 1)
-    this.append(conn)
+    this.used.moveToTail(conn.usedLink)
   }
 
   /** Returns false when the connection was not (or no longer) registered. */
@@ -123,16 +134,14 @@ export class Registry {
     const left = (this.perIp.get(conn.remoteAddress) ?? 1) - 1
     if (left === 0) this.perIp.delete(conn.remoteAddress)
     else this.perIp.set(conn.remoteAddress, left)
-    this.unlink(conn)
+    this.used.unlink(conn.usedLink)
     return true
   }
 
   /** Marks a frame in or out: the connection becomes the most recently used. */
   touch (conn: Connection, now: number): void {
     conn.lastUsed = now
-    if (this.tail === conn || conn.state === 'CLOSED') return
-    this.unlink(conn)
-    this.append(conn)
+    if (conn.state !== 'CLOSED') this.used.moveToTail(conn.usedLink)
   }
 
   values (): IterableIterator<Connection> {
@@ -142,42 +151,24 @@ export class Registry {
   /** At most `limit` connections in the given order; cost O(limit) whatever the size. */
   dump (order: string = 'id_hash', now = Date.now(), limit = DUMP_LIMIT): DumpResult {
     const connections: ConnectionInfo[] = []
-    const add = (conn: Connection): boolean => {
-      connections.push(describeConnection(conn, now))
-      return connections.length < limit
-    }
     switch (order) {
       case 'id_hash':
-        for (const conn of this.byId.values()) if (!add(conn)) break
+        for (const conn of this.byId.values()) {
+          if (connections.length === limit) break
+          connections.push(describeConnection(conn, now))
+        }
         break
       // Kamailio sorts on "last used Ns ago": ascending is the most recently used first (observed on 5.6).
       case 'used_asc':
-        for (let conn = this.tail; conn !== null; conn = conn.prev) if (!add(conn)) break
+        for (let link = this.used.tail; link !== null && connections.length < limit; link = link.prev) connections.push(describeConnection(link.owner, now))
         break
       case 'used_desc':
-        for (let conn = this.head; conn !== null; conn = conn.next) if (!add(conn)) break
+        for (let link = this.used.head; link !== null && connections.length < limit; link = link.next) connections.push(describeConnection(link.owner, now))
         break
       default:
         throw new BadDumpOrderError(order)
     }
     return { connections, wscounter: this.byId.size, truncated: this.byId.size > connections.length }
-  }
-
-  private append (conn: Connection): void {
-    conn.prev = this.tail
-    conn.next = null
-    if (this.tail !== null) this.tail.next = conn
-    else this.head = conn
-    this.tail = conn
-  }
-
-  private unlink (conn: Connection): void {
-    if (conn.prev !== null) conn.prev.next = conn.next
-    else if (this.head === conn) this.head = conn.next
-    if (conn.next !== null) conn.next.prev = conn.prev
-    else if (this.tail === conn) this.tail = conn.prev
-    conn.prev = null
-    conn.next = null
   }
 }
 

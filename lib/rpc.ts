@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Hooks } from './hooks'
+import { drainWithin } from './drain'
 import { DUMP_ORDERS, dumpLine } from './registry'
 import type { WsServer } from './server'
 
@@ -51,6 +52,18 @@ export function rpcMethods (server: WsServer): Record<string, Method> {
     'ws.ping': (params) => known(server.ping(connectionId(params))),
     'ws.pong': (params) => known(server.pong(connectionId(params))),
     'ws.disable': () => { server.setEnabled(false); return {} },
+    // Beyond Kamailio: starts a drain and answers at once with what it will close; `ws.enable` ends it.
+    'ws.drain': (params) => {
+      let within: number
+      try {
+        within = drainWithin(params[0] ?? 0)
+      } catch {
+        throw new Fault(500, 'Invalid Parameters')
+      }
+      const connections = server.registry.size
+      server.drain(within).catch((err: unknown) => { server.log.error({ err }, 'fastify-sip-ws: drain failed') })
+      return { connections, within }
+    },
     'ws.enable': () => { server.setEnabled(true); return {} },
     'stats.get_statistics': (params) => statisticsLines(server.statistics(), params.length === 0 ? ['all'] : params)
   }

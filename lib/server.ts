@@ -2,10 +2,12 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import { WebSocketServer, type WebSocket } from 'ws'
-import { CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REASONS } from './constants'
+import { WebSocket, WebSocketServer } from 'ws'
+import { CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REASONS, RETRY_AFTER_SECONDS } from './constants'
+import { spreadCloses } from './drain'
 import { InvalidCloseError } from './errors'
 import { checkRequest, chooseProtocol, corsHeader, parseProtocols, type Refusal } from './handshake'
+import { HookDispatcher, MESSAGE_OVERHEAD } from './hook-queue'
 import type { Hooks } from './hooks'
 import { Keepalive } from './keepalive'
 import type { Settings } from './options'
@@ -17,6 +19,7 @@ const kProtocol = Symbol('fastify-sip-ws.protocol')
 const TEXT = { binary: false }
 const BINARY = { binary: true }
 const EMPTY = Buffer.alloc(0)
+const { OPEN } = WebSocket
 
 type Tagged<T> = T & { [kConnection]?: Connection }
 type TaggedRequest = IncomingMessage & { [kProtocol]?: string }
@@ -57,11 +60,15 @@ export class WsServer {
   readonly keepalive: Keepalive
   private readonly wss: WebSocketServer
   private readonly pingData: Buffer
+  readonly dispatcher: HookDispatcher
   private enabled = true
-  private shuttingDown = false
-  private drained: (() => void) | null = null
+  /** Set by `drain()` or `shutdown()`: handshakes get 503 with Retry-After. */
+  private leaving: 'draining' | 'shutdown' | null = null
+  private stopDrain: (() => void) | null = null
+  private draining: Promise<void> | null = null
+  private emptyWaiters: Array<() => void> = []
 
-  constructor (readonly settings: Settings, private readonly hooks: Hooks, private readonly log: FastifyBaseLogger) {
+  constructor (readonly settings: Settings, private readonly hooks: Hooks, readonly log: FastifyBaseLogger) {
     this.stats = new Stats(settings.enabledProtocols)
     this.pingData = Buffer.from(settings.pingApplicationData)
     this.wss = new WebSocketServer({
@@ -79,15 +86,25 @@ export class WsServer {
         if (header !== null) headers.push(header)
       })
     }
-    this.keepalive = new Keepalive(this.registry, {
+    this.keepalive = new Keepalive({
       mechanism: settings.keepaliveMechanism,
-      timeoutMs: settings.keepaliveTimeout * 1000,
-      intervalMs: settings.keepaliveInterval * 1000,
+      timeoutMs: settings.keepaliveTimeout,
+      intervalMs: settings.keepaliveInterval,
       closeDead: settings.keepaliveCloseDead,
       verbose: settings.verboseList
     }, {
       probe: (conn, now) => { this.probe(conn, now) },
       expire: (conn) => { this.close(conn, 'keepalive', CLOSE_GOING_AWAY, 'Keepalive timeout') }
+    }, log)
+    this.dispatcher = new HookDispatcher(hooks, { hookTimeout: settings.hookTimeout, queueLimit: settings.hookQueueLimit }, {
+      pause: (conn) => {
+        log.debug({ id: conn.id, waiting: conn.queue?.waiting, bytes: conn.queue?.cost }, 'fastify-sip-ws: hooks behind; pausing reads')
+        conn.socket?.pause()
+      },
+      resume: (conn) => {
+        log.debug({ id: conn.id, waiting: conn.queue?.waiting }, 'fastify-sip-ws: hooks caught up; resuming reads')
+        conn.socket?.resume()
+      }
     }, log)
     this.keepalive.start()
   }
@@ -100,29 +117,12 @@ export class WsServer {
    */
   upgrade (request: FastifyRequest, reply: FastifyReply): void {
     const raw = request.raw as TaggedRequest
-    let refusal: Refusal | null = null
-    let protocol = ''
-    if (!this.enabled || this.shuttingDown) {
-      refusal = { status: 503, message: 'WebSocket service disabled' }
-    } else {
-      refusal = checkRequest(raw)
-      if (refusal === null) {
-        const offered = parseProtocols(raw.headers['sec-websocket-protocol'])
-        const choice = offered === null
-          ? { status: 400, message: 'Invalid Sec-WebSocket-Protocol header: expected a comma-separated list of tokens' }
-          : chooseProtocol(offered, this.settings.enabledProtocols, request.wsSubProtocol ?? undefined)
-        if ('protocol' in choice) protocol = choice.protocol
-        else refusal = choice
-      }
-      if (refusal === null) refusal = this.checkLimits(raw)
-    }
+    const refusal = this.handshakeRefusal(request)
     if (refusal !== null) {
-      this.stats.total.failed_handshakes++
-      request.log.info({ status: refusal.status, reason: refusal.message, remoteAddress: raw.socket.remoteAddress }, 'fastify-sip-ws: handshake refused')
-      void reply.code(refusal.status).headers({ ...refusal.headers, Connection: 'close' }).type('text/plain; charset=utf-8').send(refusal.message)
+      this.refuse(request, reply, refusal)
       return
     }
-    raw[kProtocol] = protocol
+    const protocol = raw[kProtocol] as string
     reply.hijack()
     this.wss.handleUpgrade(raw, raw.socket, upgradeHead(raw), (ws) => {
       releaseResponse(reply.raw, raw.socket)
@@ -130,28 +130,79 @@ export class WsServer {
     })
   }
 
+  /**
+   * Answers an upgrade request with an HTTP refusal; the socket is closed after it. A 500 is our own (or a
+   * hook's) mistake: the log says what it was, the client only that it was ours.
+   */
+  refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): void {
+    if (reply.sent) return
+    this.stats.total.failed_handshakes++
+    const fields = { status: refusal.status, reason: refusal.message, remoteAddress: request.raw.socket?.remoteAddress }
+    const internal = refusal.status === 500
+    if (internal) request.log.error(fields, 'fastify-sip-ws: handshake failed: %s', refusal.message)
+    else request.log.info(fields, 'fastify-sip-ws: handshake refused')
+    void reply.code(refusal.status).headers({ ...refusal.headers, Connection: 'close' }).type('text/plain; charset=utf-8')
+      .send(internal ? 'Internal Server Error' : refusal.message)
+  }
+
+  /** The 503 a handshake gets while this node drains or shuts down, or null while it serves. */
+  leavingRefusal (): Refusal | null {
+    if (this.leaving === null) return null
+    return {
+      status: 503,
+      headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+      message: this.leaving === 'draining' ? 'WebSocket service draining: connect to another node' : 'WebSocket service shutting down'
+    }
+  }
+
+  /**
+   * The checks of Kamailio's `ws_handle_handshake()`, plus ours: returns the refusal, or null with the chosen
+   * sub-protocol stored on the request. A hook's mistake (a `wsSubProtocol` that is not a string, or not one
+   * the client offered) is the server's fault: a 500 whose log line names it.
+   */
+  private handshakeRefusal (request: FastifyRequest): Refusal | null {
+    const raw = request.raw as TaggedRequest
+    const leaving = this.leavingRefusal()
+    if (leaving !== null) return leaving
+    if (!this.enabled) return { status: 503, message: 'WebSocket service disabled' }
+    const refusal = checkRequest(raw)
+    if (refusal !== null) return refusal
+    const offered = parseProtocols(raw.headers['sec-websocket-protocol'])
+    if (offered === null) return { status: 400, message: 'Invalid Sec-WebSocket-Protocol header: expected a comma-separated list of tokens' }
+    const chosen: unknown = request.wsSubProtocol
+    if (chosen !== null && chosen !== undefined && typeof chosen !== 'string') {
+      return { status: 500, message: `An xhttp:request hook set request.wsSubProtocol to a ${typeof chosen}; expected the name of an offered sub-protocol` }
+    }
+    const choice = chooseProtocol(offered, this.settings.enabledProtocols, chosen ?? undefined)
+    if (!('protocol' in choice)) return choice
+    raw[kProtocol] = choice.protocol
+    return this.checkLimits(raw)
+  }
+
   private checkLimits (raw: IncomingMessage): Refusal | null {
     const { maxConnections, maxConnectionsPerIp } = this.settings
     if (maxConnections > 0 && this.registry.size >= maxConnections) {
-      return { status: 503, headers: { 'Retry-After': '5' }, message: `Connection limit reached (${maxConnections})` }
+      return { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) }, message: `Connection limit reached (${maxConnections})` }
     }
     if (maxConnectionsPerIp > 0 && this.registry.countFrom(raw.socket.remoteAddress ?? '') >= maxConnectionsPerIp) {
-      return { status: 503, headers: { 'Retry-After': '5' }, message: `Connection limit per address reached (${maxConnectionsPerIp})` }
+      return { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) }, message: `Connection limit per address reached (${maxConnectionsPerIp})` }
     }
     return null
   }
 
   private accept (ws: WebSocket, request: FastifyRequest, protocol: string): void {
     const socket = request.raw.socket
+    const now = Date.now()
     const conn = new Connection(this.registry.nextId(), {
       remoteAddress: socket.remoteAddress ?? '',
       remotePort: socket.remotePort ?? 0,
       localAddress: socket.localAddress ?? '',
       localPort: socket.localPort ?? 0,
       transport: (socket as TLSSocket).encrypted === true ? 'wss' : 'ws'
-    }, protocol.toLowerCase(), ws, Date.now())
+    }, protocol.toLowerCase(), ws, now)
     conn.counters = this.stats.forProtocol(conn.subProtocol)
     this.registry.add(conn)
+    this.keepalive.heard(conn, now)
     this.stats.opened(conn.counters)
     const tagged = ws as Tagged<WebSocket>
     tagged[kConnection] = conn
@@ -163,7 +214,7 @@ export class WsServer {
     this.takeOverCloseReplies(ws, conn)
     this.log.debug({ id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, subProtocol: conn.subProtocol }, 'fastify-sip-ws: connection open')
     if (this.hooks.has('websocket:open')) {
-      void this.hooks.emit('websocket:open', {
+      this.dispatcher.dispatch(conn, 'websocket:open', {
         id: conn.id,
         subProtocol: conn.subProtocol,
         remoteAddress: conn.remoteAddress,
@@ -171,7 +222,7 @@ export class WsServer {
         localAddress: conn.localAddress,
         localPort: conn.localPort,
         request
-      })
+      }, 0)
     }
   }
 
@@ -195,26 +246,28 @@ export class WsServer {
   private readonly onMessage = ((server: WsServer) => function (this: Tagged<WebSocket>, data: Buffer, isBinary: boolean): void {
     const conn = this[kConnection]
     if (conn === undefined) return
-    conn.pingSentAt = 0
-    server.registry.touch(conn, Date.now())
+    const now = Date.now()
+    server.keepalive.heard(conn, now)
+    server.registry.touch(conn, now)
     server.stats.received(conn.counters!)
     if (!server.hooks.has('websocket:message')) return
-    void server.hooks.emit('websocket:message', {
+    server.dispatcher.dispatch(conn, 'websocket:message', {
       id: conn.id,
       data: isBinary ? data : data.toString(),
       binary: isBinary,
       subProtocol: conn.subProtocol,
       remoteAddress: conn.remoteAddress,
       remotePort: conn.remotePort
-    })
+    }, data.length + MESSAGE_OVERHEAD)
   })(this)
 
   /** Ping or Pong received (ws answers Pings itself, which is a frame sent). */
   private readonly onControl = ((server: WsServer) => function (this: Tagged<WebSocket>): void {
     const conn = this[kConnection]
     if (conn === undefined) return
-    conn.pingSentAt = 0
-    server.registry.touch(conn, Date.now())
+    const now = Date.now()
+    server.keepalive.heard(conn, now)
+    server.registry.touch(conn, now)
     server.stats.received(conn.counters!)
   })(this)
 
@@ -241,6 +294,10 @@ export class WsServer {
 
   setEnabled (enabled: boolean): void {
     this.enabled = enabled
+    if (enabled && this.leaving === 'draining') {
+      this.leaving = null
+      this.stopDrain?.()
+    }
     this.log.warn(enabled ? 'fastify-sip-ws: enabled' : 'fastify-sip-ws: disabled; new WebSocket handshakes get 503')
   }
 
@@ -253,9 +310,17 @@ export class WsServer {
     return conn === undefined ? undefined : describeConnection(conn, Date.now())
   }
 
-  send (id: number, data: string | Buffer | Uint8Array): boolean {
+  /** The connection, when it is open and a frame may still be sent on it. */
+  private writable (id: number): (Connection & { readonly socket: WebSocket }) | undefined {
     const conn = this.registry.get(id)
-    if (conn === undefined || conn.state !== 'OPEN' || conn.socket === null) return false
+    // ws's readyState also leaves OPEN once a Close was sent or received, whoever started it.
+    if (conn === undefined || conn.state !== 'OPEN' || conn.socket === null || conn.socket.readyState !== OPEN) return undefined
+    return conn as Connection & { readonly socket: WebSocket }
+  }
+
+  send (id: number, data: string | Buffer | Uint8Array): boolean {
+    const conn = this.writable(id)
+    if (conn === undefined) return false
     const limit = this.settings.maxBufferedAmount
     if (limit > 0 && conn.socket.bufferedAmount > limit) {
       // A peer that does not read would make us buffer without end; drop it instead.
@@ -278,8 +343,8 @@ export class WsServer {
   }
 
   private control (id: number, ping: boolean): boolean {
-    const conn = this.registry.get(id)
-    if (conn === undefined || conn.state !== 'OPEN' || conn.socket === null) return false
+    const conn = this.writable(id)
+    if (conn === undefined) return false
     if (ping) conn.socket.ping(this.pingData)
     else conn.socket.pong(this.pingData)
     this.registry.touch(conn, Date.now())
@@ -288,13 +353,9 @@ export class WsServer {
   }
 
   private probe (conn: Connection, now: number): void {
-    if (conn.socket === null) return
-    if (this.settings.keepaliveMechanism === 1) {
-      conn.socket.ping(this.pingData)
-      if (conn.pingSentAt === 0) conn.pingSentAt = now
-    } else {
-      conn.socket.pong(this.pingData)
-    }
+    if (conn.socket === null || conn.socket.readyState !== OPEN) return
+    if (this.settings.keepaliveMechanism === 1) conn.socket.ping(this.pingData)
+    else conn.socket.pong(this.pingData)
     this.registry.touch(conn, now)
     this.stats.transmitted(conn.counters!)
   }
@@ -322,6 +383,7 @@ export class WsServer {
     if (conn.state === 'CLOSED') return
     conn.state = 'CLOSED'
     this.registry.remove(conn)
+    this.keepalive.forget(conn)
     const by = conn.closedBy ?? 'remote'
     this.stats.closed(conn.counters!, by)
     const event = {
@@ -335,8 +397,18 @@ export class WsServer {
       by
     }
     this.log.debug(event, 'fastify-sip-ws: connection closed')
-    void this.hooks.emit('websocket:closed', event)
-    if (this.drained !== null && this.registry.size === 0) this.drained()
+    // Queued behind the connection's last message hook, if one still runs.
+    if (this.hooks.has('websocket:closed')) this.dispatcher.dispatch(conn, 'websocket:closed', event, 0)
+    if (this.registry.size === 0 && this.emptyWaiters.length > 0) {
+      const waiters = this.emptyWaiters
+      this.emptyWaiters = []
+      for (const wake of waiters) wake()
+    }
+  }
+
+  private async whenEmpty (): Promise<void> {
+    if (this.registry.size === 0) return
+    await new Promise<void>((resolve) => { this.emptyWaiters.push(resolve) })
   }
 
   dump (order?: string): DumpResult {
@@ -350,23 +422,63 @@ export class WsServer {
   }
 
   /**
-   * Server shutdown: every open connection gets Close 1001 "Going Away" and its closed event. Resolves when
-   * all are gone; ws's close timeout bounds the wait, and a last timer terminates stragglers.
+   * Takes this node out of service for a rolling restart: new handshakes get 503 with Retry-After, and open
+   * connections are closed with 1001 "Going Away", spread evenly over `within` ms so their clients do not
+   * all reconnect to the other nodes at once. Resolves when none is left and their closed hooks have run.
+   * `setEnabled(true)` ends a drain early.
    */
+  async drain (within: number): Promise<void> {
+    if (this.draining !== null) return await this.draining
+    if (this.leaving === null) this.leaving = 'draining'
+    const open = [...this.registry.values()].filter((conn) => conn.state === 'OPEN')
+    this.log.info({ connections: open.length, within }, 'fastify-sip-ws: draining; new handshakes get 503')
+    this.draining = (async () => {
+      await new Promise<void>((resolve) => {
+        this.stopDrain = spreadCloses(open, within, (conn) => {
+          this.close(conn, 'local', CLOSE_GOING_AWAY, CLOSE_REASONS[CLOSE_GOING_AWAY])
+        }, resolve)
+      })
+      this.stopDrain = null
+      if (this.leaving === 'draining') await this.settle()
+    })()
+    try {
+      await this.draining
+    } finally {
+      this.draining = null
+    }
+  }
+
+  /**
+   * Server shutdown: every open connection gets Close 1001 "Going Away" and its closed event. Resolves when
+   * all are gone and every hook has settled: ws's close timeout bounds the first wait (a last timer
+   * terminates stragglers), `hookTimeout` the second.
+   */
+  beginShutdown (): Refusal {
+    this.leaving = 'shutdown'
+    return this.leavingRefusal() as Refusal
+  }
+
   async shutdown (): Promise<void> {
-    this.shuttingDown = true
+    this.beginShutdown()
     this.keepalive.stop()
-    if (this.registry.size === 0) return
-    const done = new Promise<void>((resolve) => { this.drained = resolve })
+    this.stopDrain?.()
     for (const conn of [...this.registry.values()]) {
       if (conn.state === 'OPEN') this.close(conn, 'local', CLOSE_GOING_AWAY, CLOSE_REASONS[CLOSE_GOING_AWAY])
     }
+    await this.settle()
+    this.wss.close()
+  }
+
+  /** Waits until no connection is left (terminating those past closeTimeout) and hooks have settled. */
+  private async settle (): Promise<void> {
     const stragglers = setTimeout(() => {
       for (const conn of this.registry.values()) conn.socket?.terminate()
     }, this.settings.closeTimeout + 500)
-    await done
+    await this.whenEmpty()
     clearTimeout(stragglers)
-    this.wss.close()
+    if (!await this.dispatcher.whenIdle(this.settings.hookTimeout)) {
+      this.log.warn({ connections: this.dispatcher.busy, hookTimeout: this.settings.hookTimeout }, 'fastify-sip-ws: hooks still running after hookTimeout; not waiting for them')
+    }
   }
 }
 
@@ -377,11 +489,10 @@ function statusCodeSymbol (err: Error): symbol {
   return statusSymbol ?? Symbol.for('none')
 }
 
+/** The peer's Close, whatever its code: nothing more may be sent (RFC 6455 §5.5.1). */
 function onConclude (this: Tagged<NodeJS.EventEmitter>, code: number): void {
   const conn = this[kConnection]
   if (conn === undefined || conn.socket === null || conn.state !== 'OPEN') return
-  if (code === CLOSE_NORMAL || code === 1005) {
-    conn.state = 'CLOSING'
-    conn.socket.close(CLOSE_NORMAL, CLOSE_REASONS[CLOSE_NORMAL])
-  }
+  conn.state = 'CLOSING'
+  if (code === CLOSE_NORMAL || code === 1005) conn.socket.close(CLOSE_NORMAL, CLOSE_REASONS[CLOSE_NORMAL])
 }

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { supportedHeaders } from './handshake'
+import { supportedHeaders, type Refusal } from './handshake'
 import type { Hooks } from './hooks'
 import type { WsServer } from './server'
 
@@ -10,15 +10,28 @@ function pathOf (url: string): string {
   return path.includes('//') ? path.replace(/\/{2,}/g, '/') : path
 }
 
+interface Pending {
+  request: FastifyRequest
+  timer: NodeJS.Timeout
+}
+
 /**
  * The `onRequest` hook that plays Kamailio's `event_route[xhttp:request]`: on a WebSocket path, an upgrade
  * request runs the `xhttp:request` hooks and then the handshake. It runs before routing has any say, so
  * the app may still serve its own HTTP routes on the same path (a page at `/`, say); a plain GET on a
  * WebSocket path with no route of its own gets 400, as a WebSocket endpoint would answer it.
+ *
+ * The hooks are bounded: one still running after `hookTimeout`, or when the server shuts down, gets its
+ * request a 503, so neither a hung hook nor `app.close()` holds the socket. Whatever a hook throws is
+ * Fastify's error handling (500 or the error's statusCode), never an unhandled rejection.
  */
-export function upgradeHook (server: WsServer, hooks: Hooks) {
-  const { paths, enabledProtocols } = server.settings
-  return function onRequest (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+export class UpgradeRequests {
+  private readonly pending = new Map<FastifyReply, Pending>()
+
+  constructor (private readonly server: WsServer, private readonly hooks: Hooks) {}
+
+  readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+    const { paths, enabledProtocols } = this.server.settings
     if (!paths.has(pathOf(request.url))) return done()
     if (request.ws !== true) {
       if (request.is404 && request.method === 'GET') {
@@ -28,12 +41,53 @@ export function upgradeHook (server: WsServer, hooks: Hooks) {
       }
       return done()
     }
-    if (!hooks.has('xhttp:request')) {
-      server.upgrade(request, reply)
+    if (!this.hooks.has('xhttp:request')) {
+      this.server.upgrade(request, reply)
       return
     }
-    hooks.runRequest('xhttp:request', request, reply).then((refused) => {
-      if (!refused && !reply.sent) server.upgrade(request, reply)
-    }, done)
+    const leaving = this.server.leavingRefusal()
+    if (leaving !== null) {
+      this.server.refuse(request, reply, leaving)
+      return
+    }
+    this.pending.set(reply, { request, timer: setTimeout(this.onHookTimeout, this.server.settings.hookTimeout, reply) })
+    this.hooks.runRequest('xhttp:request', request, reply).then((refused) => {
+      if (!this.settle(reply) || refused || reply.sent) return
+      try {
+        this.server.upgrade(request, reply)
+      } catch (err) {
+        done(err as Error)
+      }
+    }, (err: Error) => {
+      // Already answered 503 by a timeout or shutdown: the error is only worth a log line.
+      if (this.settle(reply)) done(err)
+      else request.log.warn({ err }, 'fastify-sip-ws: xhttp:request hook failed after its request was answered')
+    })
+  }
+
+  /** At shutdown: every request still in its `xhttp:request` hooks gets 503. */
+  refusePending (refusal: Refusal): void {
+    for (const [reply, { request }] of [...this.pending]) {
+      this.settle(reply)
+      this.server.refuse(request, reply, refusal)
+    }
+  }
+
+  /** Stops tracking a request; false when it was answered already (timed out, or refused at shutdown). */
+  private settle (reply: FastifyReply): boolean {
+    const pending = this.pending.get(reply)
+    if (pending === undefined) return false
+    clearTimeout(pending.timer)
+    this.pending.delete(reply)
+    return true
+  }
+
+  private readonly onHookTimeout = (reply: FastifyReply): void => {
+    const pending = this.pending.get(reply)
+    if (pending === undefined) return
+    this.pending.delete(reply)
+    const { hookTimeout } = this.server.settings
+    pending.request.log.warn({ hookTimeout, url: pending.request.url }, 'fastify-sip-ws: xhttp:request hook still running after hookTimeout; answering 503')
+    this.server.refuse(pending.request, reply, { status: 503, message: `The server could not decide on this upgrade within ${hookTimeout} ms` })
   }
 }

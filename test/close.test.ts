@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { WsClosedEvent } from '../lib'
-import { frame, rawWebSocket } from './helpers/frames'
+import { closePayload, frame, rawWebSocket } from './helpers/frames'
+import { within } from './helpers/pool'
 import { closed, connect, startApp } from './helpers/server'
 
 function collector (): { events: WsClosedEvent[], next: () => Promise<WsClosedEvent>, hook: (e: WsClosedEvent) => void } {
@@ -125,15 +126,43 @@ describe('close and websocket:closed', () => {
     assert.equal(s.app.wsStats().ws_current_connections, 0)
   })
 
-  test('app.close() finishes even when a peer ignores the Close', async () => {
+  test('app.close() finishes within closeTimeout even when a peer ignores the Close', async () => {
     const c = collector()
-    const s = await startApp({ closeTimeout: 100 }, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    const CLOSE_TIMEOUT = 300
+    const s = await startApp({ closeTimeout: CLOSE_TIMEOUT }, (app) => { app.addWsHook('websocket:closed', c.hook) })
     const raw = await rawWebSocket(s.port)
     raw.socket.pause()
-    await s.app.close()
+    const started = performance.now()
+    await within(s.app.close(), CLOSE_TIMEOUT + 2000, () => 'app.close() with a peer that ignores the Close')
+    const took = performance.now() - started
+    assert.ok(took >= CLOSE_TIMEOUT - 25, `waited ${took.toFixed(0)} ms for the peer's Close first`)
     assert.equal(c.events.length, 1)
     assert.equal(c.events[0].code, 1001)
     raw.socket.destroy()
+  })
+
+  test("after the peer's Close, whatever its code, the connection is CLOSING: nothing more is sent", async () => {
+    const c = collector()
+    const s = await startApp({ closeTimeout: 5000 }, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    try {
+      for (const code of [1001, 4000, 1000]) {
+        const raw = await rawWebSocket(s.port)
+        const id = s.app.wsDump('used_asc').connections[0].id
+        // A browser tab going away sends 1001 and may leave the TCP connection up a while.
+        raw.write(frame(8, closePayload(code, 'tab closed')))
+        const answer = await raw.closeFrame()
+        assert.equal(answer?.code, code === 1000 ? 1000 : code)
+        assert.equal(s.app.wsConnection(id)?.state, 'CLOSING', 'still registered while TCP lingers')
+        assert.equal(s.app.wsSend(id, 'NOTIFY'), false)
+        assert.equal(s.app.wsPing(id), false)
+        assert.equal(s.app.wsPong(id), false)
+        assert.equal(s.app.wsClose(id), false)
+        raw.socket.destroy()
+        const e = await c.next()
+        assert.deepEqual([e.id, e.by, e.code], [id, 'remote', code])
+        assert.equal(await raw.next(100).catch(() => null), null, 'no frame followed the Close')
+      }
+    } finally { await s.app.close() }
   })
 
   test('closed events fire exactly once under a mix of closes', async () => {

@@ -156,9 +156,36 @@ describe('SPEC §3 frames', () => {
   })
 
   test('the server keeps serving after every bad frame', async () => {
-    const ws = await connect(s.url)
-    assert.equal(ws.protocol, 'sip')
-    ws.terminate()
+    const replyOf = async (ws: Awaited<ReturnType<typeof connect>>): Promise<string> => {
+      const got = new Promise<string>((resolve) => ws.once('message', (data: Buffer) => { resolve(data.toString()) }))
+      ws.send('reply-text')
+      return await got
+    }
+    // Open before the bad frames and kept open through all of them.
+    const survivor = await connect(s.url)
+    const failedBefore = s.app.wsStats().ws_failed_connections
+    const bad: Array<[Buffer, number]> = [
+      [frame(TEXT, 'x', { mask: false }), 1002],
+      [frame(TEXT, 'x', { rsv: 4 }), 1002],
+      [frame(3, 'x'), 1002],
+      [frame(TEXT, Buffer.from([0xc3, 0x28])), 1007],
+      [frame(BINARY, Buffer.alloc(2000)), 1009]
+    ]
+    for (const [bytes, code] of bad) {
+      const ws = await rawWebSocket(s.port)
+      ws.write(bytes)
+      assert.equal((await ws.closeFrame())?.code, code)
+      await ws.ended
+      assert.deepEqual([(await nextClosed()).by], ['error'])
+    }
+    assert.equal(s.app.wsStats().ws_failed_connections - failedBefore, bad.length, 'each bad frame cost its own connection')
+    assert.equal(await replyOf(survivor), 'text back', 'a connection open all along still talks')
+    const fresh = await connect(s.url)
+    assert.equal(await replyOf(fresh), 'text back', 'a new connection is served')
+    assert.equal(s.app.wsDump().wscounter, 2)
+    survivor.terminate()
+    fresh.terminate()
+    await nextClosed()
     await nextClosed()
   })
 })

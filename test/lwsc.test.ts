@@ -8,6 +8,7 @@ import WebSocket from 'ws'
 import { LwscClient, type LwscError, type LwscLogger, type LwscStats } from '../lib/lwsc'
 import { backoffDelay } from '../lib/lwsc/backoff'
 import { frame } from './helpers/frames'
+import { within } from './helpers/pool'
 import { freePort, recordingLogger, selfSignedCert, startHttpRefuser, startPeer, startSilentTcp } from './helpers/lwsc'
 
 const unhandled: unknown[] = []
@@ -369,16 +370,24 @@ describe('lwsc lifecycle', () => {
   })
 
   test('keepalive pings open connections and drops a peer that never answers', async (t) => {
+    const INTERVAL = 300
     const answering = await startPeer()
     const mute = await startPeer({ autoPong: false })
-    const client = new LwscClient({ ...FAST, keepaliveInterval: 100 })
+    const client = new LwscClient({ ...FAST, keepaliveInterval: INTERVAL })
     t.after(async () => { await client.close(); await answering.close(); await mute.close() })
 
+    // Count from the moment each connection exists: nothing is missed however late the test runs.
+    const pings = { answering: 0, mute: 0 }
+    answering.wss.on('connection', (ws) => { ws.on('ping', () => { pings.answering++ }) })
+    mute.wss.on('connection', (ws) => { ws.on('ping', () => { pings.mute++ }) })
+    const started = performance.now()
     assert.equal(await client.request(answering.url, 'a'), 'a')
     assert.equal(await client.request(mute.url, 'b'), 'b')
-    await once(answering.sockets[0], 'ping')
-    // The mute peer gets a ping, leaves it unanswered, and is closed at the next round.
-    await once(mute.sockets[0], 'close')
+    // The ping stays unanswered and the next round closes the connection.
+    await within(once(mute.sockets[0], 'close'), 2 * INTERVAL + 2000, () => 'the mute peer was never dropped')
+    assert.ok(performance.now() - started >= INTERVAL, 'not before a round had passed')
+    assert.ok(pings.mute >= 1, 'dropped after a ping went unanswered')
+    assert.ok(pings.answering >= 1, 'the answering peer was pinged too')
     assert.equal(answering.open, 1, 'an answering peer stays connected')
     assert.equal(await client.request(mute.url, 'c'), 'c', 'the next request reconnects')
     assert.equal(mute.handshakes.length, 2)

@@ -12,8 +12,12 @@ describe('options', () => {
     assert.deepEqual(s.enabledProtocols, ['sip', 'msrp'])
     assert.equal(s.corsMode, 0)
     assert.equal(s.keepaliveMechanism, 1)
-    assert.equal(s.keepaliveTimeout, 180)
-    assert.equal(s.keepaliveInterval, 1)
+    // Milliseconds, as Fastify's own durations: Kamailio's 180 s and 1 s.
+    assert.equal(s.keepaliveTimeout, 180000)
+    assert.equal(s.keepaliveInterval, 1000)
+    assert.equal(s.closeTimeout, 5000)
+    assert.equal(s.hookTimeout, 10000)
+    assert.equal(s.hookQueueLimit, 262144)
     assert.equal(s.pingApplicationData, `fastify-sip-ws (${VERSION})`)
     assert.equal(s.maxPayload, 65536)
     assert.equal(s.handshakeTimeout, 10000)
@@ -35,6 +39,8 @@ describe('options', () => {
     ['keepaliveMechanism', { keepaliveMechanism: 'ping' }],
     ['keepaliveTimeout', { keepaliveTimeout: 0 }],
     ['keepaliveInterval', { keepaliveInterval: -1 }],
+    ['hookTimeout', { hookTimeout: 0 }],
+    ['hookQueueLimit', { hookQueueLimit: -1 }],
     ['pingApplicationData', { pingApplicationData: 'x'.repeat(126) }],
     ['maxPayload', { maxPayload: 1.5 }],
     ['closeTimeout', { closeTimeout: 0 }],
@@ -52,6 +58,29 @@ describe('options', () => {
       await assert.rejects(async () => { await app.register(sipWs, options); await app.ready() }, (err: Error & { code?: string }) => {
         assert.equal(err.code, 'FST_SIPWS_INVALID_OPTION')
         assert.ok(err.message.includes(`"${name}"`), err.message)
+        return true
+      })
+      await app.close()
+    })
+  }
+
+  // Kamailio gives these in seconds (lwsc in microseconds): a value in that unit must not run 1000× off.
+  const unitMistakes: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['keepaliveTimeout', { keepaliveTimeout: 180 }, /milliseconds, at least 1000 \(Kamailio's keepalive_timeout is in seconds: 180 s is 180000 ms\), got 180/],
+    ['keepaliveInterval', { keepaliveInterval: 1 }, /milliseconds, at least 100 .*keepalive_interval is in seconds/],
+    ['closeTimeout', { closeTimeout: 5 }, /milliseconds, at least 100, got 5/],
+    ['handshakeTimeout', { handshakeTimeout: 10 }, /milliseconds: 0 \(off\) or at least 100, got 10/],
+    ['hookTimeout', { hookTimeout: 10 }, /milliseconds, at least 100, got 10/],
+    ['lwsc.timeoutInit', { lwsc: { timeoutInit: 2000000 } }, /milliseconds, 100 to 600000 \(Kamailio's timeout_init is in microseconds/],
+    ['lwsc.timeoutRead', { lwsc: { timeoutRead: 2 } }, /milliseconds, 100 to 600000/]
+  ]
+  for (const [name, options, message] of unitMistakes) {
+    test(`${name} in the wrong unit fails register naming the unit`, async () => {
+      const app = Fastify()
+      await assert.rejects(async () => { await app.register(sipWs, options); await app.ready() }, (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'FST_SIPWS_INVALID_OPTION')
+        assert.ok(err.message.includes(`"${name}"`), err.message)
+        assert.match(err.message, message)
         return true
       })
       await app.close()

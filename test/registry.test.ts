@@ -12,7 +12,7 @@ function synthetic (registry: Registry, now: number): Connection {
 
 function order (registry: Registry): number[] {
   const ids: number[] = []
-  for (let c = registry.head; c !== null; c = c.next) ids.push(c.id)
+  for (let link = registry.used.head; link !== null; link = link.next) ids.push(link.owner.id)
   return ids
 }
 
@@ -42,8 +42,8 @@ describe('Registry', () => {
     assert.deepEqual(order(r), [b.id, c.id])
     assert.equal(r.remove(a), false, 'a second remove is a no-op')
     r.remove(b); r.remove(c)
-    assert.equal(r.head, null)
-    assert.equal(r.tail, null)
+    assert.equal(r.used.head, null)
+    assert.equal(r.used.tail, null)
   })
 
   test('dump orders: id_hash (ascending id), used_desc, used_asc; at most 50, truncated flag', () => {

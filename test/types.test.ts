@@ -14,6 +14,7 @@ test('public types', async () => {
   expectTypeOf<{ lwsc: { timeoutRead: number } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ handshakeTimeout: number, maxBufferedAmount: number, maxConnections: number, maxConnectionsPerIp: number }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ handshakeTimeout: '10s' }>().not.toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ hookTimeout: number, hookQueueLimit: number, keepaliveTimeout: number }>().toMatchTypeOf<SipWsOptions>()
 
   const app = Fastify()
   await app.register(sipWs, { path: ['/ws'], subProtocols: ['sip'], corsMode: 2 })
@@ -46,6 +47,8 @@ test('public types', async () => {
   expectTypeOf(app.wsPong).returns.toBeBoolean()
   expectTypeOf(app.wsStats).returns.toEqualTypeOf<StatsSnapshot>()
   expectTypeOf(app.wsDisable).returns.toBeVoid()
+  expectTypeOf(app.wsDrain).parameters.toEqualTypeOf<[options?: { within?: number }]>()
+  expectTypeOf(app.wsDrain).returns.toEqualTypeOf<Promise<void>>()
   expectTypeOf(app.lwsc).toEqualTypeOf<LwscClient>()
   expectTypeOf(app.lwsc.request).returns.toEqualTypeOf<Promise<string | Buffer>>()
   expectTypeOf(app.lwsc.requestProto).parameters.toEqualTypeOf<[url: string, proto: string, data: string | Buffer]>()

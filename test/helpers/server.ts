@@ -45,11 +45,34 @@ export async function nextMessage (ws: WebSocket): Promise<{ data: Buffer, isBin
 
 export interface LogEntry { level: number, msg?: string, [field: string]: unknown }
 
-/** Fastify options whose logger keeps every entry at `level` and above, for tests that assert on logs. */
-export function loggedApp (level = 'warn'): { fastifyOptions: FastifyServerOptions, entries: LogEntry[] } {
+/**
+ * Fastify options whose logger keeps every entry at `level` and above, for tests that assert on logs;
+ * `next(match)` resolves with the first entry (already logged or to come) whose message includes `match`.
+ */
+export function loggedApp (level = 'warn'): { fastifyOptions: FastifyServerOptions, entries: LogEntry[], next: (match: string) => Promise<LogEntry> } {
   const entries: LogEntry[] = []
+  const waiters: Array<{ match: string, resolve: (e: LogEntry) => void }> = []
+  const matches = (e: LogEntry, match: string): boolean => e.msg?.includes(match) === true
   return {
     entries,
-    fastifyOptions: { logger: { level, stream: { write: (line: string) => { entries.push(JSON.parse(line) as LogEntry) } } } }
+    next: async (match) => {
+      const seen = entries.find((e) => matches(e, match))
+      if (seen !== undefined) return seen
+      return await new Promise((resolve) => { waiters.push({ match, resolve }) })
+    },
+    fastifyOptions: {
+      logger: {
+        level,
+        stream: {
+          write: (line: string) => {
+            const entry = JSON.parse(line) as LogEntry
+            entries.push(entry)
+            for (let i = waiters.length - 1; i >= 0; i--) {
+              if (matches(entry, waiters[i].match)) waiters.splice(i, 1)[0].resolve(entry)
+            }
+          }
+        }
+      }
+    }
   }
 }

@@ -140,7 +140,7 @@ describe('handshakeTimeout', () => {
     }
   })
 
-  test('app.close() drops connections still without a request head at once, without waiting for the timer', async () => {
+  test('app.close() drops connections still without a request head after a short grace, without waiting for the timer', async () => {
     const s = await startApp({ handshakeTimeout: 60_000 })
     const accepted = once(s.app.server, 'connection')
     const attacker = await slowloris(s.port, handshakeBytes(s.port), 1000)
@@ -148,9 +148,10 @@ describe('handshakeTimeout', () => {
       await accepted
       const started = performance.now()
       await s.app.close()
-      const { answer } = await within(attacker.ended, LATE, () => 'the slow connection outlived app.close()')
-      assert.ok(performance.now() - started < LATE, 'close did not wait for the 60 s timer')
-      assert.equal(answer, '', 'shutdown sends nothing: no request was ever read')
+      // Shutdown gives a connection 500 ms to finish its request head (a real client's is already in flight).
+      const { answer } = await within(attacker.ended, 500 + LATE, () => 'the slow connection outlived app.close()')
+      assert.ok(performance.now() - started < 500 + LATE, 'close did not wait for the 60 s timer')
+      assert.ok(answer === '' || answer.startsWith('HTTP/1.1 408 Request Timeout\r\n'), `at most a 408, no request was ever read; got ${JSON.stringify(answer)}`)
     } finally {
       attacker.stop()
     }
@@ -206,13 +207,13 @@ describe('maxBufferedAmount', () => {
 describe('keepalive finds peers that vanished', () => {
   test('50 silent peers are closed by keepalive within the bound; 50 answering peers stay', async (t) => {
     const PEERS = 50
-    const TIMEOUT_S = 0.3
-    const INTERVAL_S = 0.1
+    const TIMEOUT = 1000
+    const INTERVAL = 100
     const CLOSE_TIMEOUT = 300
     const closedEvents: WsClosedEvent[] = []
     let silentClosed: () => void = () => {}
     const allSilentClosed = new Promise<void>((resolve) => { silentClosed = resolve })
-    const s = await startApp({ keepaliveTimeout: TIMEOUT_S, keepaliveInterval: INTERVAL_S, closeTimeout: CLOSE_TIMEOUT }, (app) => {
+    const s = await startApp({ keepaliveTimeout: TIMEOUT, keepaliveInterval: INTERVAL, closeTimeout: CLOSE_TIMEOUT }, (app) => {
       app.addWsHook('websocket:closed', (e) => { closedEvents.push(e); if (closedEvents.length === PEERS) silentClosed() })
     })
     try {
@@ -225,11 +226,11 @@ describe('keepalive finds peers that vanished', () => {
       const answering = await Promise.all(Array.from({ length: PEERS }, async () => await connect(s.url)))
       const pinged = answering.map(async (ws) => await once(ws, 'ping'))
 
-      const bound = 2 * TIMEOUT_S * 1000 + 2 * INTERVAL_S * 1000 + CLOSE_TIMEOUT + LATE
+      const bound = 2 * TIMEOUT + 2 * INTERVAL + CLOSE_TIMEOUT + LATE
       await within(allSilentClosed, bound + LATE, () => `${closedEvents.length} of ${PEERS} silent peers closed`)
       const elapsed = performance.now() - started
       // Each is pinged after a timeout of silence, expired after another, then waited for closeTimeout.
-      const least = 2 * TIMEOUT_S * 1000 + CLOSE_TIMEOUT - CLOCK_SLACK
+      const least = 2 * TIMEOUT + CLOSE_TIMEOUT - CLOCK_SLACK
       assert.ok(elapsed >= least && elapsed < bound, `all closed after ${elapsed.toFixed(0)} ms, expected ${least}-${bound} ms`)
       t.diagnostic(`50 vanished peers closed by keepalive ${elapsed.toFixed(0)} ms after the first connected (bound ${least}-${bound} ms)`)
       for (const e of closedEvents) {

@@ -21,7 +21,7 @@ const WARMUP_SECONDS = 3
 const HEAP_BOUND = 8 * MiB
 const BUFFER_BOUND = 4 * MiB
 
-const KEEPALIVE_TIMEOUT_S = 1
+const KEEPALIVE_TIMEOUT = 1000
 const CLOSE_TIMEOUT = 500
 const HANDSHAKE_TIMEOUT = 500
 const BAD_FRAMES = [frame(1, 'x', { mask: false }), frame(1, Buffer.from([0xc3, 0x28])), frame(2, Buffer.alloc(70_000)), frame(9, Buffer.alloc(200)), frame(0, 'orphan'), frame(1, 'x', { rsv: 4 })]
@@ -38,8 +38,8 @@ describe('soak', () => {
     const closedPorts = new EventEmitter()
     let onAllClosed: (() => void) | null = null
     const s = await startApp({
-      keepaliveTimeout: KEEPALIVE_TIMEOUT_S,
-      keepaliveInterval: 0.2,
+      keepaliveTimeout: KEEPALIVE_TIMEOUT,
+      keepaliveInterval: 200,
       closeTimeout: CLOSE_TIMEOUT,
       handshakeTimeout: HANDSHAKE_TIMEOUT,
       maxConnections: 400
@@ -92,7 +92,7 @@ describe('soak', () => {
         const gone = once(closedPorts, String(reader.socket.localPort))
         reader.socket.pause()
         try {
-          const [event] = await within(gone, 2 * KEEPALIVE_TIMEOUT_S * 1000 + CLOSE_TIMEOUT + 2000, () => 'a silent peer outlived its keepalive') as [WsClosedEvent]
+          const [event] = await within(gone, 2 * KEEPALIVE_TIMEOUT + CLOSE_TIMEOUT + 2000, () => 'a silent peer outlived its keepalive') as [WsClosedEvent]
           assert.equal(event.by, 'keepalive')
         } finally {
           reader.socket.destroy()
