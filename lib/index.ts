@@ -84,7 +84,7 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   }
 
   app.addHook('onRequest', upgradeHook(server, hooks))
-  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc.path, server, hooks)
+  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, server, hooks)
   if (settings.metrics !== undefined) registerMetrics(settings.metrics.registry, settings.metrics.prefix, () => server.statistics())
   app.addHook('preClose', async () => { await server.shutdown() })
 }
