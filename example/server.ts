@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import sipWs from '../lib'
+import { adminAccess } from './admin-access'
 import { browserBundle } from './browser-bundle'
 import { SipProxy } from './sip-proxy'
 
@@ -17,6 +18,8 @@ export interface ExampleOptions {
   keepaliveTimeout?: number
   /** Milliseconds over which SIGTERM spreads the closes of open connections (env DRAIN_MS). */
   drainWithin?: number
+  /** Bearer token /RPC requires (env RPC_TOKEN); unset, /RPC answers loopback clients only. */
+  rpcToken?: string
 }
 
 const PUBLIC = join(__dirname, 'public')
@@ -28,7 +31,10 @@ const PAGE_HEADERS = {
   'cache-control': 'no-cache'
 }
 
-/** The SIP WebSocket edge of the example: page at `/`, SIP over WebSocket at `/`, JSON-RPC at `/RPC`. */
+/**
+ * The SIP WebSocket edge of the example: page at `/`, SIP over WebSocket at `/`, JSON-RPC at `/RPC` (for
+ * loopback clients, or anyone with RPC_TOKEN when it is set).
+ */
 export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: opts.logger ?? false })
   await app.register(sipWs, {
@@ -36,12 +42,14 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
     subProtocols: ['sip'],
     corsMode: 0,
     keepaliveTimeout: opts.keepaliveTimeout ?? 30000,
-    rpc: { path: '/RPC' }
+    // No allowedOrigins: no web page may call /RPC. ALLOWED_HOSTS guards it against DNS rebinding too.
+    rpc: { path: '/RPC', allowedHosts: opts.allowedHosts }
   })
 
   const proxy = new SipProxy({ send: (id, text) => app.wsSend(id, text), log: app.log })
 
   app.addWsHook('xhttp:request', handshakeGate(opts.allowedHosts, opts.allowedOrigins))
+  app.addWsHook('rpc:request', adminAccess(opts.rpcToken))
   app.addWsHook('websocket:open', (event) => {
     proxy.opened(event.id, {
       localAddress: event.localAddress,
@@ -121,7 +129,8 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): ExampleOptions & { host
     allowedOrigins: list(env.ALLOWED_ORIGINS),
     allowedHosts: list(env.ALLOWED_HOSTS),
     keepaliveTimeout: keepalive,
-    drainWithin: drain
+    drainWithin: drain,
+    rpcToken: env.RPC_TOKEN === undefined || env.RPC_TOKEN === '' ? undefined : env.RPC_TOKEN
   }
 }
 

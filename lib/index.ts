@@ -87,7 +87,7 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
 
   const upgrades = new UpgradeRequests(server, hooks)
   app.addHook('onRequest', upgrades.onRequest)
-  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc.path, server, hooks)
+  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, server, hooks)
   if (settings.metrics !== undefined) registerMetrics(settings.metrics.registry, settings.metrics.prefix, () => server.statistics())
   registerShutdown(app, { server, upgrades, handshakeTimeout, lwsc })
 }

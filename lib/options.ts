@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { InvalidOptionError } from './errors'
 import { SERVER_NAME, SUB_PROTOCOL_BITS } from './constants'
+import { canonicalOrigin } from './rpc-access'
 
 /** A prom-client `Registry`, typed by shape so the package's types do not need prom-client installed. */
 export interface PromRegistryLike {
@@ -11,6 +12,10 @@ export interface PromRegistryLike {
 // RFC 7230 token: what a sub-protocol name may be.
 const TOKEN = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$'
 const PATH = '^/'
+// A host name or IP literal, optionally with a port: what a Host header holds.
+const HOST = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:/?#@\\[\\]]+)(:[0-9]{1,5})?$'
+const HOST_EXPECTED = 'a Host header value, with or without a port ("admin.example.com", "127.0.0.1:8080", "[::1]")'
+const ORIGIN_EXPECTED = 'an origin such as "https://admin.example.com" (http or https, a host, an optional port; no path, no wildcard)'
 
 interface DurationBounds {
   min: number
@@ -79,7 +84,9 @@ export const SipWsOptionsSchema = Type.Object({
   maxConnectionsPerIp: Type.Integer({ minimum: 0, default: 0 }),
   maxBufferedAmount: Type.Integer({ minimum: 0, default: 4 * 1024 * 1024 }),
   rpc: Type.Optional(Type.Object({
-    path: Type.String({ pattern: PATH, default: '/RPC' })
+    path: Type.String({ pattern: PATH, default: '/RPC' }),
+    allowedOrigins: Type.Array(Type.String({ expected: ORIGIN_EXPECTED }), { default: [], expected: `a list of origins, each ${ORIGIN_EXPECTED}` }),
+    allowedHosts: Type.Optional(Type.Array(Type.String({ pattern: HOST, expected: HOST_EXPECTED }), { minItems: 1, expected: `a non-empty list, each ${HOST_EXPECTED}` }))
   }, { additionalProperties: false })),
   metrics: Type.Optional(Type.Object({
     registry: Type.Unsafe<PromRegistryLike>(Type.Object({}, { additionalProperties: true })),
@@ -130,11 +137,19 @@ export function resolveSettings (input: unknown): Settings {
   if (options.lwsc.reconnectBackoffMax < options.lwsc.reconnectBackoffMin) {
     throw new InvalidOptionError('"lwsc.reconnectBackoffMax"', 'must not be below lwsc.reconnectBackoffMin')
   }
+  if (options.rpc !== undefined) options.rpc.allowedOrigins = options.rpc.allowedOrigins.map(originOption)
   return {
     ...options,
     paths: new Set(typeof options.path === 'string' ? [options.path] : options.path),
     enabledProtocols: protocolNames(options.subProtocols)
   }
+}
+
+/** The schema checks the type; whether a string is an origin takes a URL parser. */
+function originOption (text: string, index: number): string {
+  const origin = canonicalOrigin(text)
+  if (origin === null) throw new InvalidOptionError(`"rpc.allowedOrigins.${index}"`, `expected ${ORIGIN_EXPECTED}, got ${describe(text)}`)
+  return origin
 }
 
 /** Kamailio's bitmap (1 sip, 2 msrp) or a list of names, as an ordered list of lower-case names. */

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Hooks } from './hooks'
 import { drainWithin } from './drain'
+import type { SipWsOptionsResolved } from './options'
+import { preflight, rpcAccessHook } from './rpc-access'
 import { DUMP_ORDERS, dumpLine } from './registry'
 import type { WsServer } from './server'
 
@@ -28,6 +30,7 @@ const PARSE_ERROR: RpcError = { code: -32700, message: 'Parse error' }
 const INVALID_REQUEST: RpcError = { code: -32600, message: 'Invalid Request' }
 
 type Method = (params: unknown[]) => unknown
+type RpcOptions = NonNullable<SipWsOptionsResolved['rpc']>
 
 export function rpcMethods (server: WsServer): Record<string, Method> {
   const connectionId = (params: unknown[]): number => {
@@ -130,13 +133,19 @@ export function handle (methods: Record<string, Method>, body: string): { status
   return response === null ? { status: 204, payload: null } : { status: httpStatus(response), payload: response }
 }
 
-/** Registers the POST route in its own context so its raw-body parser does not touch the app's. */
-export async function registerRpc (app: FastifyInstance, path: string, server: WsServer, hooks: Hooks): Promise<void> {
+/**
+ * Registers the POST route in its own context so its raw-body parser and its access check do not touch
+ * the app's other routes. The preflight route exists only when origins are listed: otherwise no page may
+ * call, and OPTIONS gets the app's 404 with no CORS header.
+ */
+export async function registerRpc (app: FastifyInstance, options: RpcOptions, server: WsServer, hooks: Hooks): Promise<void> {
   const methods = rpcMethods(server)
   await app.register(async function sipWsRpc (child) {
     child.removeAllContentTypeParsers()
     child.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => { done(null, body) })
-    child.post(path, async (request: FastifyRequest, reply: FastifyReply) => {
+    child.addHook('onRequest', rpcAccessHook(options))
+    if (options.allowedOrigins.length > 0) child.options(options.path, preflight)
+    child.post(options.path, async (request: FastifyRequest, reply: FastifyReply) => {
       if (await hooks.runRequest('rpc:request', request, reply)) return reply
       const { status, payload } = handle(methods, typeof request.body === 'string' ? request.body : '')
       if (status === 204) return await reply.code(204).send()

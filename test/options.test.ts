@@ -24,6 +24,13 @@ describe('options', () => {
     assert.deepEqual({ ...s.lwsc }, { protocol: 'kmsg', timeoutInit: 2000, timeoutRead: 2000, verbosity: 0, poolSize: 4, queueSize: 1024, keepaliveInterval: 5000, reconnectBackoffMin: 100, reconnectBackoffMax: 2000, maxPayload: 16 * 1024 * 1024 })
   })
 
+  test('rpc: no origin listed and any Host by default; origins kept as browsers write them', () => {
+    assert.deepEqual({ ...resolveSettings({ rpc: {} }).rpc }, { path: '/RPC', allowedOrigins: [] })
+    const rpc = resolveSettings({ rpc: { allowedOrigins: ['HTTPS://Admin.Example.com:443/', 'http://127.0.0.1:8080'], allowedHosts: ['admin.example.com', '[::1]:8080'] } }).rpc
+    assert.deepEqual(rpc?.allowedOrigins, ['https://admin.example.com', 'http://127.0.0.1:8080'])
+    assert.deepEqual(rpc?.allowedHosts, ['admin.example.com', '[::1]:8080'])
+  })
+
   test('the bitmap and names map to protocol lists', () => {
     assert.deepEqual(resolveSettings({ subProtocols: 1 }).enabledProtocols, ['sip'])
     assert.deepEqual(resolveSettings({ subProtocols: 2 }).enabledProtocols, ['msrp'])
@@ -48,6 +55,16 @@ describe('options', () => {
     ['handshakeTimeout', { handshakeTimeout: -1 }],
     ['handshakeTimeout', { handshakeTimeout: 2.5 }],
     ['rpc.path', { rpc: { path: 'RPC' } }],
+    ['rpc.allowedOrigins', { rpc: { allowedOrigins: 'https://admin.example.com' } }],
+    ['rpc.allowedOrigins.0', { rpc: { allowedOrigins: ['*'] } }],
+    ['rpc.allowedOrigins.0', { rpc: { allowedOrigins: ['null'] } }],
+    ['rpc.allowedOrigins.0', { rpc: { allowedOrigins: ['https://*.example.com'] } }],
+    ['rpc.allowedOrigins.1', { rpc: { allowedOrigins: ['https://admin.example.com', 'https://admin.example.com/admin'] } }],
+    ['rpc.allowedOrigins.0', { rpc: { allowedOrigins: ['ftp://admin.example.com'] } }],
+    ['rpc.allowedOrigins.0', { rpc: { allowedOrigins: ['admin.example.com'] } }],
+    ['rpc.allowedHosts', { rpc: { allowedHosts: [] } }],
+    ['rpc.allowedHosts.0', { rpc: { allowedHosts: ['https://admin.example.com'] } }],
+    ['rpc.allowedHosts.1', { rpc: { allowedHosts: ['admin.example.com', 'admin.example.com:port'] } }],
     ['lwsc.timeoutRead', { lwsc: { timeoutRead: 'slow' } }],
     ['lwsc.protocol', { lwsc: { protocol: '' } }],
     ['sipPort', { sipPort: 5060 }]

@@ -15,6 +15,10 @@ test('public types', async () => {
   expectTypeOf<{ handshakeTimeout: number, maxBufferedAmount: number, maxConnections: number, maxConnectionsPerIp: number }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ handshakeTimeout: '10s' }>().not.toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ hookTimeout: number, hookQueueLimit: number, keepaliveTimeout: number }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ rpc: { path: string, allowedOrigins: string[], allowedHosts: string[] } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ rpc: {} }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ rpc: { allowedOrigins: string } }>().not.toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ rpc: { allowedHosts: boolean } }>().not.toMatchTypeOf<SipWsOptions>()
 
   const app = Fastify()
   await app.register(sipWs, { path: ['/ws'], subProtocols: ['sip'], corsMode: 2 })

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { assertChromium, hasChromium, launchChromium } from '../helpers/chromium'
 import { startExample, type Example } from './helpers'
 
-const CHROMIUM = '/usr/bin/chromium'
-const MISSING = `${CHROMIUM} is missing. Install Debian's Chromium: sudo apt-get update && sudo apt-get install -y chromium (CI's .ci/run does this)`
 // test-results/ is git-ignored.
 const SCREENSHOTS = join(__dirname, '..', '..', 'test-results', 'e2e-browser')
 
@@ -22,9 +20,8 @@ describe('the example page in Chromium: two people chat', () => {
   let browser: Browser | undefined
   const people: Person[] = []
 
-  /** Never a skip: a missing browser is a broken test machine, and each test fails saying how to fix it. */
   function ready (): { example: Example, browser: Browser } {
-    assert.ok(existsSync(CHROMIUM), MISSING)
+    assertChromium()
     assert.ok(example !== undefined && browser !== undefined, 'the before hook did not finish')
     return { example, browser }
   }
@@ -53,12 +50,9 @@ describe('the example page in Chromium: two people chat', () => {
   }
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) return
+    if (!hasChromium()) return
     example = await startExample()
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    })
+    browser = await launchChromium()
     await mkdir(SCREENSHOTS, { recursive: true })
   })
 

@@ -8,19 +8,28 @@ import { within as withinMs } from '../helpers/pool'
 export interface Example {
   app: FastifyInstance
   port: number
-  /** `http://127.0.0.1:<port>/` */
+  /** `http://127.0.0.1:<port>/` (or the host it listens on) */
   httpUrl: string
-  /** `ws://127.0.0.1:<port>/` */
+  /** `ws://127.0.0.1:<port>/` (or the host it listens on) */
   wsUrl: string
 }
 
-/** The example server on 127.0.0.1 and a free port. */
-export async function startExample (options: ExampleOptions = {}): Promise<Example> {
+export interface StartOptions {
+  /** Address to listen on (127.0.0.1); the URLs name it. */
+  host?: string
+  /** Runs before the server listens: to add hooks a test watches with. */
+  setup?: (app: FastifyInstance) => void
+}
+
+/** The example server on 127.0.0.1 (or `host`) and a free port. */
+export async function startExample (options: ExampleOptions = {}, { host = '127.0.0.1', setup }: StartOptions = {}): Promise<Example> {
   const app = await buildServer({ logger: false, ...options })
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  setup?.(app)
+  await app.listen({ host, port: 0 })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('the example server has no port')
-  return { app, port: address.port, httpUrl: `http://127.0.0.1:${address.port}/`, wsUrl: `ws://127.0.0.1:${address.port}/` }
+  const authority = `${host.includes(':') ? `[${host}]` : host}:${address.port}`
+  return { app, port: address.port, httpUrl: `http://${authority}/`, wsUrl: `ws://${authority}/` }
 }
 
 /** Rejects with a message naming what was awaited when `ms` pass first (argument order reads well in the e2e steps). */

@@ -34,9 +34,26 @@ export function handshakeLines (port: number, extra: Record<string, string | nul
     'Sec-WebSocket-Protocol': 'sip',
     ...extra
   }
+  return headLines(first, headers)
+}
+
+/** A request line and header lines; a null value leaves that header out. */
+function headLines (first: string, headers: Record<string, string | null>): string[] {
   const lines = [first]
   for (const [name, value] of Object.entries(headers)) if (value !== null) lines.push(`${name}: ${value}`)
   return lines
+}
+
+/**
+ * One HTTP/1.1 request with exactly the headers given (a Host naming 127.0.0.1 unless one is given; null
+ * leaves it out), a Content-Length for the body, and the connection closed after the answer. For the
+ * headers `fetch` will not let a caller set: Host, Sec-Fetch-Site.
+ */
+export async function httpRequest (port: number, method: string, path: string, headers: Record<string, string | null> = {}, body = '', version = '1.1'): Promise<RawResponse> {
+  const head = headLines(`${method} ${path} HTTP/${version}`, { Host: `127.0.0.1:${port}`, Connection: 'close', ...headers, 'Content-Length': String(Buffer.byteLength(body)) })
+  const res = await rawRequest(port, request(head) + body)
+  res.socket.destroy()
+  return res
 }
 
 export function parseHead (buf: Buffer): RawResponse | null {

@@ -1,0 +1,23 @@
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { chromium, type Browser } from 'playwright-core'
+
+/** Debian's Chromium: tests never download a browser. */
+export const CHROMIUM = '/usr/bin/chromium'
+
+/** Never a skip: a missing browser is a broken test machine, and each test fails saying how to fix it. */
+export function assertChromium (): void {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing. Install Debian's Chromium: sudo apt-get update && sudo apt-get install -y chromium (CI's .ci/run does this)`)
+}
+
+export const hasChromium = (): boolean => existsSync(CHROMIUM)
+
+/**
+ * Headless Chromium with nothing that talks to the network on its own. `hostRules` is Chromium's
+ * `--host-resolver-rules` ("MAP evil.test 127.0.0.1"), to give a page a name of its own without DNS.
+ */
+export async function launchChromium (hostRules?: string): Promise<Browser> {
+  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  if (hostRules !== undefined) args.push(`--host-resolver-rules=${hostRules}`)
+  return await chromium.launch({ executablePath: CHROMIUM, args })
+}
