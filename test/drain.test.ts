@@ -5,7 +5,7 @@ import WebSocket from 'ws'
 import type { WsClosedEvent } from '../lib'
 import { within } from './helpers/pool'
 import { handshakeLines, rawRequest, request } from './helpers/raw'
-import { connect, startApp } from './helpers/server'
+import { connect, handshakeOutcome, startApp, tally } from './helpers/server'
 
 const LATE = 2000
 
@@ -112,14 +112,7 @@ describe('wsDrain', () => {
     const WITHIN = 5000
     const s = await startApp({})
     const closesAt: number[] = []
-    const reconnects = new Map<string, number>()
-    let settled = 0
-    let allSettled: () => void = () => {}
-    const reconnected = new Promise<void>((resolve) => { allSettled = resolve })
-    const outcome = (key: string): void => {
-      reconnects.set(key, (reconnects.get(key) ?? 0) + 1)
-      if (++settled === COUNT) allSettled()
-    }
+    const reconnects = tally(COUNT)
     try {
       const clients: WebSocket[] = []
       for (let i = 0; i < COUNT; i += 100) clients.push(...await Promise.all(Array.from({ length: 100 }, async () => await connect(s.url))))
@@ -128,20 +121,17 @@ describe('wsDrain', () => {
         ws.on('close', () => {
           closesAt.push(performance.now() - started)
           // Reconnect at once, as a naive client would: the node must turn it away, not take it back.
-          const again = new WebSocket(s.url, 'sip')
-          again.on('unexpected-response', (_req, res) => { outcome(`${String(res.statusCode)} Retry-After ${String(res.headers['retry-after'])}`); res.resume(); again.terminate() })
-          again.on('open', () => { outcome('accepted'); again.terminate() })
-          again.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== undefined) outcome(err.code) })
+          void handshakeOutcome(s.url).then(reconnects.add)
         })
       }
       started = performance.now()
       await within(s.app.wsDrain({ within: WITHIN }), WITHIN + 5000 + LATE, () => 'the drain of 1,000')
       const took = performance.now() - started
-      await within(reconnected, LATE, () => `${settled} of ${COUNT} reconnects settled`)
+      await within(reconnects.all, LATE, () => 'the reconnects to settle')
       const perSecond = Array.from({ length: Math.ceil(Math.max(...closesAt) / 1000) }, (_, second) => closesAt.filter((at) => at >= second * 1000 && at < (second + 1) * 1000).length)
-      t.diagnostic(`drain of ${COUNT} over ${WITHIN} ms took ${took.toFixed(0)} ms; closes per second: ${perSecond.join(', ')}; reconnects: ${JSON.stringify(Object.fromEntries(reconnects))}`)
+      t.diagnostic(`drain of ${COUNT} over ${WITHIN} ms took ${took.toFixed(0)} ms; closes per second: ${perSecond.join(', ')}; reconnects: ${JSON.stringify(Object.fromEntries(reconnects.counts))}`)
       assert.equal(closesAt.length, COUNT)
-      assert.equal(reconnects.get(`503 Retry-After 5`), COUNT, 'every reconnect was turned away with 503 and Retry-After')
+      assert.equal(reconnects.counts.get('503 Retry-After 5'), COUNT, 'every reconnect was turned away with 503 and Retry-After')
       // Spread: no second of the five takes much more than its fifth.
       for (const n of perSecond.slice(0, 5)) assert.ok(n <= 0.3 * COUNT, `closes per second ${perSecond.join(', ')}`)
       assert.ok(took >= WITHIN * 0.95, `took ${took.toFixed(0)} ms`)

@@ -3,14 +3,13 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import WebSocket from 'ws'
 import type { WsClosedEvent } from '../lib'
 import { FrameReader, rawWebSocket } from './helpers/frames'
 import { startKamailio, type Kamailio } from './helpers/kamailio'
 import { freePort, startPeer } from './helpers/lwsc'
 import { within } from './helpers/pool'
 import { handshakeLines, rawRequest, readResponse, request } from './helpers/raw'
-import { connect, loggedApp, startApp, type Started } from './helpers/server'
+import { connect, handshakeOutcome, loggedApp, startApp, tally, type Started } from './helpers/server'
 
 // Bounds that hold on a loaded 2-core machine: app.close() must finish within closeTimeout (peers that ignore
 // the Close) plus hookTimeout (hooks still running), plus this.
@@ -90,33 +89,20 @@ describe('bounded shutdown: app.close() whatever peers and hooks do', () => {
 
   test('100 ws clients that reconnect at once when closed', async (t) => {
     const s = await startApp({ closeTimeout: CLOSE_TIMEOUT })
-    const outcomes = new Map<string, number>()
-    let settled = 0
-    let allSettled: () => void = () => {}
-    const reconnectsSettled = new Promise<void>((resolve) => { allSettled = resolve })
-    const count = (key: string): void => {
-      outcomes.set(key, (outcomes.get(key) ?? 0) + 1)
-      if (++settled === 100) allSettled()
-    }
-    // One reconnect each: what it gets is the point.
-    const reconnect = (): void => {
-      const ws = new WebSocket(s.url, 'sip')
-      ws.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== undefined) count(err.code) })
-      ws.on('unexpected-response', (_req, res) => { count(`${String(res.statusCode)} Retry-After ${String(res.headers['retry-after'])}`); res.resume(); ws.terminate() })
-      ws.on('open', () => { count('accepted'); ws.terminate() })
-    }
+    const reconnects = tally(100)
     const clients = await Promise.all(Array.from({ length: 100 }, async () => await connect(s.url)))
     let goingAway = 0
-    for (const ws of clients) ws.on('close', (code) => { if (code === 1001) goingAway++; reconnect() })
+    // One reconnect each, at once: what it gets is the point.
+    for (const ws of clients) ws.on('close', (code) => { if (code === 1001) goingAway++; void handshakeOutcome(s.url).then(reconnects.add) })
     const staller = await stallingPeer(s)
     try {
       const ms = await timedClose(s, CLOSE_TIMEOUT + LATE, '100 reconnecting clients')
-      await within(reconnectsSettled, LATE, () => `${settled} of 100 reconnects settled`)
+      await within(reconnects.all, LATE, () => 'the reconnects to settle')
       figures.push(`100 ws clients reconnecting at once: ${ms.toFixed(0)} ms (held by a peer that reads nothing)`)
-      t.diagnostic(`${figures[figures.length - 1]}; reconnects got ${JSON.stringify(Object.fromEntries(outcomes))}`)
+      t.diagnostic(`${figures[figures.length - 1]}; reconnects got ${JSON.stringify(Object.fromEntries(reconnects.counts))}`)
       assert.equal(goingAway, 100)
-      assert.ok((outcomes.get('503 Retry-After 5') ?? 0) >= 1, 'reconnects during shutdown got 503')
-      for (const key of outcomes.keys()) assert.match(key, /^(503 Retry-After 5|ECONNREFUSED|ECONNRESET)$/)
+      assert.ok((reconnects.counts.get('503 Retry-After 5') ?? 0) >= 1, 'reconnects during shutdown got 503')
+      for (const key of reconnects.counts.keys()) assert.match(key, /^(503 Retry-After 5|ECONNREFUSED|ECONNRESET)$/)
     } finally { staller.socket.destroy() }
   })
 

@@ -76,3 +76,32 @@ export function loggedApp (level = 'warn'): { fastifyOptions: FastifyServerOptio
     }
   }
 }
+
+/**
+ * One handshake attempt, as a reconnecting client makes it: resolves with what it got, `accepted`, `503
+ * Retry-After 5` (status and Retry-After) or the socket error's code (`ECONNREFUSED`), and closes it.
+ */
+export async function handshakeOutcome (url: string): Promise<string> {
+  const ws = new WebSocket(url, 'sip')
+  return await new Promise((resolve) => {
+    ws.on('unexpected-response', (_req, res) => { resolve(`${String(res.statusCode)} Retry-After ${String(res.headers['retry-after'])}`); res.resume(); ws.terminate() })
+    ws.on('open', () => { resolve('accepted'); ws.terminate() })
+    ws.on('error', (err: NodeJS.ErrnoException) => { resolve(err.code ?? err.message) })
+  })
+}
+
+/** Counts outcomes by name; `all` resolves once `expected` have been counted. */
+export function tally (expected: number): { counts: Map<string, number>, add: (key: string) => void, all: Promise<void> } {
+  const counts = new Map<string, number>()
+  let seen = 0
+  let done: () => void = () => {}
+  const all = new Promise<void>((resolve) => { done = resolve })
+  return {
+    counts,
+    all,
+    add: (key) => {
+      counts.set(key, (counts.get(key) ?? 0) + 1)
+      if (++seen === expected) done()
+    }
+  }
+}
