@@ -1,117 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import * as JsSIP from 'jssip'
-import type { IncomingMessageEvent, OutgoingMessageEvent } from 'jssip/lib/UA'
-import type { IncomingResponse } from 'jssip/lib/SIPMessage'
-import WebSocket from 'ws'
 import { parseVia, splitList } from '../../example/sip-header'
 import { parseSip } from '../../example/sip-message'
 import { startExample, within, type Example } from './helpers'
-
-/**
- * JsSIP's Socket interface (https://jssip.net/documentation/3.10.x/api/socket/) over the `ws` package:
- * Node 20 has no global WebSocket for JsSIP.WebSocketInterface to use.
- */
-class NodeWebSocketInterface implements JsSIP.Socket {
-  private ws: WebSocket | null = null
-  private transport = 'WS'
-  readonly sip_uri: string
-
-  constructor (readonly url: string) {
-    this.sip_uri = `sip:${new URL(url).host};transport=ws`
-  }
-
-  get via_transport (): string { return this.transport }
-  set via_transport (value: string) { this.transport = value.toUpperCase() }
-
-  connect (): void {
-    if (this.ws !== null) return
-    const ws = new WebSocket(this.url, 'sip')
-    this.ws = ws
-    ws.on('open', () => { this.onconnect() })
-    ws.on('message', (data: Buffer, isBinary: boolean) => { this.ondata(isBinary ? data : data.toString()) })
-    ws.on('close', (code: number, reason: Buffer) => {
-      if (this.ws === ws) this.ws = null
-      this.ondisconnect(code !== 1000, code, reason.toString())
-    })
-    // A refused or broken connection ends in 'close' too; JsSIP reconnects on ondisconnect.
-    ws.on('error', () => {})
-  }
-
-  disconnect (): void {
-    const ws = this.ws
-    this.ws = null
-    ws?.close()
-  }
-
-  send (message: string | ArrayBufferLike | Blob | ArrayBufferView): boolean {
-    if (this.ws?.readyState !== WebSocket.OPEN) return false
-    this.ws.send(message as string)
-    return true
-  }
-
-  isConnected (): boolean { return this.ws?.readyState === WebSocket.OPEN }
-  isConnecting (): boolean { return this.ws?.readyState === WebSocket.CONNECTING }
-
-  // Replaced by JsSIP's transport.
-  onconnect (): void {}
-  ondisconnect (_error: boolean, _code?: number, _reason?: string): void {}
-  ondata<T> (_event: T): void {}
-}
-
-function userAgent (url: string, user: string): JsSIP.UA {
-  return new JsSIP.UA({
-    sockets: [new NodeWebSocketInterface(url)],
-    uri: `sip:${user}@127.0.0.1`,
-    register: true,
-    register_expires: 120,
-    session_timers: false,
-    user_agent: `e2e ${user} (JsSIP ${JsSIP.version})`
-  })
-}
-
-async function registered (ua: JsSIP.UA, user: string): Promise<void> {
-  await within(5000, `${user} to register`, new Promise<void>((resolve, reject) => {
-    ua.once('registered', () => { resolve() })
-    ua.once('registrationFailed', (e) => { reject(new Error(`${user} registration failed: ${e.cause ?? 'unknown'}`)) })
-  }))
-}
-
-async function incomingMessage (ua: JsSIP.UA): Promise<IncomingMessageEvent> {
-  return await new Promise((resolve) => {
-    const listener = (e: IncomingMessageEvent | OutgoingMessageEvent): void => {
-      if (e.originator !== 'remote') return
-      ua.off('newMessage', listener)
-      resolve(e as IncomingMessageEvent)
-    }
-    ua.on('newMessage', listener)
-  })
-}
-
-async function send (ua: JsSIP.UA, target: string, body: string): Promise<{ ok: boolean, status: number, reason: string }> {
-  return await new Promise((resolve) => {
-    ua.sendMessage(target, body, {
-      contentType: 'text/plain;charset=utf-8',
-      eventHandlers: {
-        succeeded: (e) => {
-          const response = e.response as IncomingResponse
-          resolve({ ok: true, status: response.status_code, reason: response.reason_phrase })
-        },
-        failed: (e) => { resolve({ ok: false, status: e.response?.status_code ?? 0, reason: e.response?.reason_phrase ?? String(e.cause) }) }
-      }
-    })
-  })
-}
-
-async function stop (ua: JsSIP.UA, user: string): Promise<void> {
-  if (!ua.isConnected()) {
-    ua.stop()
-    return
-  }
-  const gone = new Promise<void>((resolve) => { ua.once('disconnected', () => { resolve() }) })
-  ua.stop()
-  await within(5000, `${user} to disconnect`, gone)
-}
+import { incomingMessage, registered, send, stop, userAgent } from './jssip-node'
 
 describe('JsSIP UAs through the example server', () => {
   let example: Example
@@ -124,8 +17,8 @@ describe('JsSIP UAs through the example server', () => {
     JsSIP.debug.disable()
     example = await startExample()
     example.app.addWsHook('websocket:message', (m) => { seen.push(m.data.toString()) })
-    alice = userAgent(example.wsUrl, 'alice')
-    bob = userAgent(example.wsUrl, 'bob')
+    alice = userAgent(example.wsUrl, 'alice').ua
+    bob = userAgent(example.wsUrl, 'bob').ua
     const both = Promise.all([registered(alice, 'alice'), registered(bob, 'bob')])
     alice.start()
     bob.start()
