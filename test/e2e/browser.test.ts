@@ -3,11 +3,9 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { CHROMIUM, launchChromium, MISSING } from './chromium'
 import { startExample, type Example } from './helpers'
-
-const CHROMIUM = '/usr/bin/chromium'
-const MISSING = `${CHROMIUM} is missing. Install Debian's Chromium: sudo apt-get update && sudo apt-get install -y chromium (CI's .ci/run does this)`
 // test-results/ is git-ignored.
 const SCREENSHOTS = join(__dirname, '..', '..', 'test-results', 'e2e-browser')
 
@@ -55,10 +53,7 @@ describe('the example page in Chromium: two people chat', () => {
   before(async () => {
     if (!existsSync(CHROMIUM)) return
     example = await startExample()
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    })
+    browser = await launchChromium()
     await mkdir(SCREENSHOTS, { recursive: true })
   })
 

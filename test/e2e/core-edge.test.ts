@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import * as JsSIP from 'jssip'
 import type { RTCSession, RTCSessionEventMap } from 'jssip/lib/RTCSession'
 import { splitList } from '../../example/sip-header'
 import { SipRequest, SipResponse, type SipMessage } from '../../example/sip-message'
-import { kamailioRpc, startKamailio, type Kamailio } from '../helpers/kamailio'
+import { kamailioRpc, type Kamailio } from '../helpers/kamailio'
 import { freePort } from '../helpers/lwsc'
 import { SIPP, SIPP_HINT, sippPassed, startSipp } from '../helpers/sipp'
-import { RawSipClient, startExample, within, type Example } from './helpers'
+import { RawSipClient, within, type Example } from './helpers'
 import { incomingMessage, installNodeWebRtc, NO_MEDIA, registered, send, stop, userAgent } from './jssip-node'
-
-const CORE_CFG = join(__dirname, '..', 'fixtures', 'kamailio-core.cfg')
+import { registeredPhone, startEdgeWithCore, type EdgeWithCore } from './sip-core'
 
 interface UlContact { Address: string, Path: string, Instance: string }
 interface UlDump { Domains: Array<{ Domain: { AoRs: Array<{ Info: { AoR: string, Contacts: Array<{ Contact: UlContact }> } }> } }> }
@@ -56,12 +54,13 @@ async function incomingCall (ua: JsSIP.UA): Promise<RTCSession> {
 }
 
 describe('the example as a WebRTC edge in front of a Kamailio core over UDP', () => {
+  let edge: EdgeWithCore
   let core: Kamailio
   let example: Example
   let alice: JsSIP.UA
   let listenPort: number
   const raws: RawSipClient[] = []
-  const coreAddress = (): string => `127.0.0.1:${core.port}`
+  const coreAddress = (): string => edge.coreAddress
 
   /** A bare client registered through the edge at the core; returns it with its flow token. */
   async function rawRegistered (user: string): Promise<{ client: RawSipClient, token: string }> {
@@ -78,9 +77,8 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
     assert.ok(existsSync(SIPP), SIPP_HINT)
     JsSIP.debug.disable()
     installNodeWebRtc()
-    core = await startKamailio(CORE_CFG, await freePort(), { udp: true })
-    listenPort = await freePort()
-    example = await startExample({ sipCore: `udp:${coreAddress()}`, sipListen: `udp:127.0.0.1:${listenPort}`, logger: process.env.EDGE_LOG === undefined ? false : { level: 'debug' } })
+    edge = await startEdgeWithCore('udp', { logger: process.env.EDGE_LOG === undefined ? false : { level: 'debug' } })
+    ;({ core, example, listenPort } = edge)
     alice = userAgent(example.wsUrl, 'alice').ua
     const done = registered(alice, 'alice')
     alice.start()
@@ -90,8 +88,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
   after(async () => {
     await Promise.all(raws.map(async (c) => { await c.close() }))
     if (alice !== undefined) await stop(alice, 'alice')
-    await example?.app.close()
-    await core?.stop()
+    await edge?.close()
   })
 
   test('alice registers through the edge: the core stores her Contact unchanged, with the edge\'s Path', async () => {
@@ -104,10 +101,8 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
   })
 
   test('alice calls a sipp phone behind the core: INVITE (over TCP: too big for UDP), 200, ACK, BYE', async (t) => {
-    const phonePort = await freePort()
-    const phone = await startSipp('uas-answer.xml', { port: phonePort })
+    const phone = await registeredPhone(coreAddress(), 'uas-answer.xml', 'phone')
     try {
-      await sippPassed(await startSipp('register.xml', { remote: coreAddress(), port: await freePort(), service: 'phone', keys: { contact_port: String(phonePort) } }), 'register.xml')
       const started = performance.now()
       const session = alice.call('sip:phone@127.0.0.1', NO_MEDIA)
       let ok: SipResponse | undefined
@@ -152,10 +147,8 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
   }
 
   test('a MESSAGE each way between alice and a sipp phone', async () => {
-    const phonePort = await freePort()
-    const phone = await startSipp('uas-message.xml', { port: phonePort })
+    const phone = await registeredPhone(coreAddress(), 'uas-message.xml', 'pager')
     try {
-      await sippPassed(await startSipp('register.xml', { remote: coreAddress(), port: await freePort(), service: 'pager', keys: { contact_port: String(phonePort) } }), 'register.xml')
       const result = await within(10000, 'alice → pager', send(alice, 'sip:pager@127.0.0.1', 'hello-pager'))
       assert.deepEqual(result, { ok: true, status: 200, reason: 'OK' })
       assert.equal(await phone.printed('SIPP-MESSAGE-BODY'), 'SIPP-MESSAGE-BODY hello-pager')
