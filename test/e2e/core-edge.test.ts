@@ -251,3 +251,34 @@ function recordRoutes (request: SipRequest): Record<string, string> {
   const routes = request.getAll('record-route')
   return routes.length === 0 ? {} : { 'Record-Route': routes.join(', ') }
 }
+
+describe('the edge towards the core over TCP (SIP_LISTEN=tcp)', () => {
+  let edge: EdgeWithCore
+  let client: RawSipClient | undefined
+
+  before(async () => {
+    assert.ok(existsSync(SIPP), SIPP_HINT)
+    edge = await startEdgeWithCore('tcp')
+  })
+
+  after(async () => {
+    await client?.close()
+    await edge?.close()
+  })
+
+  test('the Path says transport=tcp; the core reaches the client over a TCP connection to the edge, and back', async () => {
+    client = await RawSipClient.connect(edge.example.wsUrl, 'judy')
+    assert.equal(asResponse(await client.register('127.0.0.1', 300)).status, 200)
+    const [contact] = await coreContacts(edge.core.port, 'judy')
+    assert.match(contact.Path, new RegExp(`^<sip:[A-Za-z0-9_-]{24}@127\\.0\\.0\\.1:${edge.listenPort};transport=tcp;lr;ob>$`))
+    const sender = await startSipp('uac-message.xml', { remote: edge.coreAddress, port: await freePort(), service: 'judy', keys: { text: 'over-tcp' } })
+    try {
+      const message = asRequest(await client.next(10000), 'MESSAGE')
+      assert.equal(message.body.trim(), 'over-tcp')
+      client.send(client.answer(message, 200, 'OK'))
+      await sippPassed(sender, 'uac-message.xml')
+    } finally {
+      await sender.stop()
+    }
+  })
+})
