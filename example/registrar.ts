@@ -130,6 +130,6 @@ export class Registrar {
  * What identifies a contact: user and host. WebSocket UAs make both up (`sip:k3j2h@df7jal23ls0d.invalid`,
  * RFC 7118 §5.2), so they are unique enough; the host is case-insensitive, the user is not (RFC 3261 §19.1.4).
  */
-function contactKey (uri: SipUri): string {
+export function contactKey (uri: SipUri): string {
   return `${uri.user ?? ''}@${uri.host.toLowerCase()}`
 }

@@ -1,10 +1,14 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import sipWs from '../lib'
 import { adminAccess } from './admin-access'
 import { browserBundle } from './browser-bundle'
-import { SipProxy } from './sip-proxy'
+import { CoreBridge } from './core-bridge'
+import { CoreTransport } from './core-transport'
+import { formatSipAddress, parseSipAddress } from './sip-address'
+import { SERVER_NAME, SipProxy } from './sip-proxy'
 
 export interface ExampleOptions {
   logger?: FastifyServerOptions['logger']
@@ -20,7 +24,14 @@ export interface ExampleOptions {
   drainWithin?: number
   /** Bearer token /RPC requires (env RPC_TOKEN); unset, /RPC answers loopback clients only. */
   rpcToken?: string
+  /** The SIP core the edge fronts, `udp:IP:PORT` or `tcp:IP:PORT` (env SIP_CORE); unset: no core. */
+  sipCore?: string
+  /** The edge's own SIP address towards the core (env SIP_LISTEN); port 0 picks one. */
+  sipListen?: string
 }
+
+/** Where the edge listens for the core when SIP_CORE is set and SIP_LISTEN is not. */
+export const DEFAULT_SIP_LISTEN = 'udp:127.0.0.1:5070'
 
 const PUBLIC = join(__dirname, 'public')
 
@@ -36,6 +47,9 @@ const PAGE_HEADERS = {
  * loopback clients, or anyone with RPC_TOKEN when it is set).
  */
 export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyInstance> {
+  if (opts.sipListen !== undefined && opts.sipCore === undefined) throw new Error('sipListen (SIP_LISTEN) is the edge\'s address towards a core: set sipCore (SIP_CORE) too')
+  const core = opts.sipCore === undefined ? undefined : parseSipAddress(opts.sipCore, 'sipCore (SIP_CORE)')
+  const listen = core === undefined ? undefined : parseSipAddress(opts.sipListen ?? DEFAULT_SIP_LISTEN, 'sipListen (SIP_LISTEN)')
   const app = Fastify({ logger: opts.logger ?? false })
   await app.register(sipWs, {
     path: '/',
@@ -47,6 +61,30 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
   })
 
   const proxy = new SipProxy({ send: (id, text) => app.wsSend(id, text), log: app.log })
+  if (core !== undefined && listen !== undefined) {
+    let bridge: CoreBridge | undefined
+    const transport = new CoreTransport({ listen, log: app.log, onMessage: (data, source) => { bridge?.fromCore(data, source) } })
+    bridge = new CoreBridge({
+      core,
+      transport,
+      via: proxy.via,
+      tokenKey: randomBytes(32),
+      registrar: proxy.registrar,
+      connection: (id) => proxy.connection(id),
+      sendWs: (id, text) => app.wsSend(id, text),
+      log: app.log,
+      serverName: SERVER_NAME
+    })
+    proxy.attachCore(bridge)
+    try {
+      await transport.start()
+    } catch (err) {
+      await app.close()
+      throw err
+    }
+    app.addHook('onClose', async () => { await transport.close() })
+    app.log.info({ core: formatSipAddress(core), listen: formatSipAddress(transport.local) }, 'sip edge: bridging WebSocket clients to the core')
+  }
 
   app.addWsHook('xhttp:request', handshakeGate(opts.allowedHosts, opts.allowedOrigins))
   app.addWsHook('rpc:request', adminAccess(opts.rpcToken))
@@ -130,7 +168,9 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): ExampleOptions & { host
     allowedHosts: list(env.ALLOWED_HOSTS),
     keepaliveTimeout: keepalive,
     drainWithin: drain,
-    rpcToken: env.RPC_TOKEN === undefined || env.RPC_TOKEN === '' ? undefined : env.RPC_TOKEN
+    rpcToken: env.RPC_TOKEN === undefined || env.RPC_TOKEN === '' ? undefined : env.RPC_TOKEN,
+    sipCore: env.SIP_CORE === undefined || env.SIP_CORE === '' ? undefined : env.SIP_CORE,
+    sipListen: env.SIP_LISTEN === undefined || env.SIP_LISTEN === '' ? undefined : env.SIP_LISTEN
   }
 }
 

@@ -1,8 +1,12 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { Registrar } from './registrar'
-import { formatHost, parseCSeq, parseNameAddr, parseUri, parseVia, splitList, type NameAddr, type SipUri } from './sip-header'
-import { parseSip, SipParseError, SipRequest, SipResponse, type SipMessage } from './sip-message'
+import type { CoreBridge } from './core-bridge'
+import { ProxyVia } from './proxy-via'
+import { Registrar, type Binding } from './registrar'
+import { formatHost, parseNameAddr, parseUri, splitList, type NameAddr, type SipUri } from './sip-header'
+import { parseSip, SipParseError, SipResponse, type SipMessage, type SipRequest } from './sip-message'
+import { localResponse } from './sip-reply'
+import { decrementMaxForwards, parseSeconds, validate } from './sip-validate'
 
 /** What the proxy needs to know about a connection, from the `websocket:open` event. */
 export interface ConnectionLocal {
@@ -25,33 +29,44 @@ export interface SipProxyOptions {
   now?: () => number
 }
 
-/** The Via parameter that carries the id of the connection a relayed request came from. */
-export const CID_PARAM = 'cid'
-const MAGIC_COOKIE = 'z9hG4bK'
+export { CID_PARAM } from './proxy-via'
+export const SERVER_NAME = 'fastify-sip-ws example'
 const DEFAULT_EXPIRES = 3600
-const DEFAULT_MAX_FORWARDS = 70
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE'
 
 /**
  * A stateless SIP proxy and registrar for WebSocket clients (RFC 3261 §16.11, RFC 7118): it answers
  * OPTIONS and REGISTER itself and relays every other request to the connection of the user it is for.
  *
- * Each relayed request gets a Via naming the connection it came from (`;cid=<id>`), so the response finds
- * its way back by popping that Via, with no transaction state kept. The branch is derived from the
- * sender's branch (RFC 3261 §16.11), so a CANCEL or a non-2xx ACK gets the same branch as its INVITE.
+ * Each relayed request gets a Via naming the connection it came from (`;cid=<id>`, see proxy-via.ts), so
+ * the response finds its way back by popping that Via, with no transaction state kept.
+ *
+ * With a core (`attachCore`), REGISTER and every request for someone not registered here go to the core
+ * through the CoreBridge, and responses for the core's requests go back to it.
  */
 export class SipProxy {
   readonly registrar: Registrar
+  readonly via: ProxyVia
   private readonly connections = new Map<number, ConnectionLocal>()
-  private readonly secret: Buffer
   private readonly maxExpires: number
   private readonly serverName: string
+  private core: CoreBridge | undefined
 
   constructor (private readonly options: SipProxyOptions) {
     this.registrar = new Registrar(32, options.now)
-    this.secret = options.secret ?? randomBytes(32)
+    this.via = new ProxyVia(options.secret ?? randomBytes(32))
     this.maxExpires = options.maxExpires ?? DEFAULT_EXPIRES
-    this.serverName = options.serverName ?? 'fastify-sip-ws example'
+    this.serverName = options.serverName ?? SERVER_NAME
+  }
+
+  /** Sends what is not for a client of this edge to a SIP core. */
+  attachCore (core: CoreBridge): void {
+    this.core = core
+  }
+
+  /** The local side of an open connection. */
+  connection (id: number): ConnectionLocal | undefined {
+    return this.connections.get(id)
   }
 
   opened (id: number, local: ConnectionLocal): void {
@@ -98,14 +113,14 @@ export class SipProxy {
       if (request.method !== 'ACK') this.reply(id, request, 416, 'Unsupported URI Scheme')
       return
     }
-    if (request.method === 'REGISTER') {
+    if (request.method === 'REGISTER' && this.core === undefined) {
       this.register(id, request)
       return
     }
-    if (ruri.user === null) {
+    if (ruri.user === null && request.method !== 'REGISTER') {
       // Addressed to the proxy itself (no user part).
       if (request.method === 'OPTIONS') {
-        this.reply(id, request, 200, 'OK', [['Allow', ALLOW], ['Accept', 'text/plain, application/sdp'], ['Supported', 'path']])
+        this.reply(id, request, 200, 'OK', [['Allow', ALLOW], ['Accept', 'text/plain, application/sdp'], ['Supported', this.core === undefined ? 'path' : 'path, outbound']])
       } else if (request.method !== 'ACK') {
         this.reply(id, request, 404, 'Not Found')
       }
@@ -177,33 +192,43 @@ export class SipProxy {
   /** RFC 3261 §16.4–16.6 for one target, stateless. */
   private relay (id: number, request: SipRequest, ruri: SipUri): void {
     const noAnswer = request.method === 'ACK'
-    const maxForwards = request.get('max-forwards')
-    let forwards = DEFAULT_MAX_FORWARDS
-    if (maxForwards !== undefined) {
-      forwards = Number(maxForwards)
-      if (forwards === 0) {
-        if (!noAnswer) this.reply(id, request, 483, 'Too Many Hops')
-        return
-      }
-      forwards--
+    if (!decrementMaxForwards(request)) {
+      if (!noAnswer) this.reply(id, request, 483, 'Too Many Hops')
+      return
     }
-
+    if (this.core !== undefined) {
+      // A request that still has a Route after ours follows it (a dialog set up through the core).
+      this.core.popOwnRoutes(id, request)
+      const binding = request.method === 'REGISTER' || request.has('route') ? undefined : this.lookup(ruri)
+      if (binding === undefined) this.core.toCore(id, request)
+      else this.relayTo(id, request, binding)
+      return
+    }
     this.popOwnRoute(id, request)
-    const binding = this.registrar.lookup(ruri.user ?? '') ?? this.registrar.lookupContact(ruri)
-    const target = binding === undefined ? undefined : this.connections.get(binding.connectionId)
-    if (binding === undefined || target === undefined) {
+    const binding = this.lookup(ruri)
+    if (binding === undefined) {
       this.options.log.debug({ id, method: request.method, user: ruri.user }, 'sip: no binding')
       if (!noAnswer) this.reply(id, request, 404, 'Not Found')
       return
     }
+    this.relayTo(id, request, binding)
+  }
 
+  /** The open binding a Request-URI names: an AOR's newest, or the one whose contact it is. */
+  private lookup (ruri: SipUri): Binding | undefined {
+    const binding = this.registrar.lookup(ruri.user ?? '') ?? this.registrar.lookupContact(ruri)
+    return binding === undefined || !this.connections.has(binding.connectionId) ? undefined : binding
+  }
+
+  private relayTo (id: number, request: SipRequest, binding: Binding): void {
+    const target = this.connections.get(binding.connectionId)
+    if (target === undefined) return
     // A registrar-proxy retargets to the registered contact (RFC 3261 §16.5): UAs such as JsSIP answer
     // 404 to a Request-URI that is neither their AOR's user nor their contact.
     request.uri = binding.uri
-    request.set('Max-Forwards', String(forwards))
-    request.prepend('Via', this.via(target, id, request))
+    request.prepend('Via', this.via.make(request, target.secure === true ? 'WSS' : 'WS', `${formatHost(target.localAddress)}:${target.localPort}`, id))
     if (!this.options.send(binding.connectionId, request.toString())) {
-      if (!noAnswer) this.reply(id, request, 480, 'Temporarily Unavailable')
+      if (request.method !== 'ACK') this.reply(id, request, 480, 'Temporarily Unavailable')
       return
     }
     this.options.log.debug({ id, to: binding.connectionId, method: request.method, aor: binding.aor }, 'sip: relayed request')
@@ -225,64 +250,30 @@ export class SipProxy {
     if (names.has(uri.host.replace(/^\[(.*)\]$/, '$1').toLowerCase())) request.shift('route', splitList)
   }
 
-  private via (target: ConnectionLocal, sourceId: number, request: SipRequest): string {
-    const top = request.get('via')
-    const previous = top === undefined ? null : parseVia(splitList(top)[0] ?? '')
-    const branch = this.branch(sourceId, previous?.params.get('branch') ?? top ?? '')
-    const transport = target.secure === true ? 'WSS' : 'WS'
-    return `SIP/2.0/${transport} ${formatHost(target.localAddress)}:${target.localPort};branch=${branch};${CID_PARAM}=${sourceId}`
-  }
-
-  private branch (sourceId: number, previousBranch: string): string {
-    const mac = createHmac('sha256', this.secret).update(`${sourceId}\n${previousBranch}`).digest('base64url')
-    return MAGIC_COOKIE + mac.slice(0, 22)
-  }
-
   // ---- responses -------------------------------------------------------------------------------------
 
   private routeResponse (id: number, response: SipResponse): void {
-    const top = response.get('via')
-    const via = top === undefined ? null : parseVia(splitList(top)[0] ?? '')
-    const cid = via?.params.get(CID_PARAM)
-    if (via === null || cid === undefined || cid === null || !/^\d{1,15}$/.test(cid)) {
-      this.options.log.debug({ id, status: response.status }, 'sip: response with no Via of ours dropped')
+    const popped = this.via.pop(response)
+    if ('problem' in popped) {
+      if (popped.problem === 'not ours') this.options.log.debug({ id, status: response.status }, 'sip: response with no Via of ours dropped')
+      else this.options.log.info({ id, status: response.status }, 'sip: response with a forged or damaged Via dropped')
       return
     }
-    response.shift('via', splitList)
-    const next = response.get('via')
-    const previous = next === undefined ? null : parseVia(splitList(next)[0] ?? '')
-    if (previous === null || via.params.get('branch') !== this.branch(Number(cid), previous.params.get('branch') ?? next ?? '')) {
-      this.options.log.info({ id, status: response.status }, 'sip: response with a forged or damaged Via dropped')
+    if (popped.source === 'core') {
+      if (this.core !== undefined) this.core.responseToCore(response)
       return
     }
-    if (!this.options.send(Number(cid), response.toString())) {
-      this.options.log.debug({ id, to: Number(cid), status: response.status }, 'sip: response for a closed connection dropped')
+    if (!this.options.send(popped.source, response.toString())) {
+      this.options.log.debug({ id, to: popped.source, status: response.status }, 'sip: response for a closed connection dropped')
       return
     }
-    this.options.log.debug({ id, to: Number(cid), status: response.status }, 'sip: relayed response')
+    this.options.log.debug({ id, to: popped.source, status: response.status }, 'sip: relayed response')
   }
 
   // ---- local answers ---------------------------------------------------------------------------------
 
-  /** A response made here (RFC 3261 §8.2.6): the request's Via, From, To, Call-ID and CSeq, and a To tag. */
   private reply (id: number, request: SipRequest, status: number, reason: string, extra: Array<[string, string]> = []): void {
-    const response = new SipResponse(status, reason)
-    for (const h of request.headers) {
-      const key = h.name.toLowerCase()
-      if (key === 'via' || key === 'v') response.headers.push({ name: 'Via', value: h.value })
-    }
-    for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
-      let value = request.get(name)
-      if (value === undefined) continue
-      if (name === 'To' && status > 100 && parseNameAddr(value)?.params.has('tag') === false) {
-        value += `;tag=${randomBytes(5).toString('hex')}`
-      }
-      response.headers.push({ name, value })
-    }
-    for (const [name, value] of extra) response.headers.push({ name, value })
-    response.headers.push({ name: 'Server', value: this.serverName })
-    response.headers.push({ name: 'Content-Length', value: '0' })
-    this.options.send(id, response.toString())
+    this.options.send(id, localResponse(request, status, reason, this.serverName, extra).toString())
   }
 
   private unparsable (id: number, data: string | Buffer, err: unknown): void {
@@ -302,28 +293,4 @@ export class SipProxy {
     ])
     this.options.send(id, response.toString())
   }
-}
-
-/** RFC 3261 §16.3 request validation, plus the headers §8.1.1 says every request has. */
-function validate (request: SipRequest): string | null {
-  for (const name of ['Via', 'From', 'To', 'Call-ID', 'CSeq']) {
-    if (!request.has(name)) return `missing ${name}`
-  }
-  const via = parseVia(splitList(request.get('via') ?? '')[0] ?? '')
-  if (via === null) return 'bad Via'
-  if (parseNameAddr(request.get('from') ?? '') === null) return 'bad From'
-  if (parseNameAddr(request.get('to') ?? '') === null) return 'bad To'
-  const cseq = parseCSeq(request.get('cseq') ?? '')
-  if (cseq === null) return 'bad CSeq'
-  if (cseq.method !== request.method) return 'CSeq method does not match the request'
-  const maxForwards = request.get('max-forwards')
-  if (maxForwards !== undefined && !/^\d{1,3}$/.test(maxForwards)) return 'bad Max-Forwards'
-  if (maxForwards !== undefined && Number(maxForwards) > 255) return 'bad Max-Forwards'
-  return null
-}
-
-/** Delta-seconds (RFC 3261 §25.1), capped instead of refused when huge (RFC 3261 §20.19 says so). */
-function parseSeconds (text: string): number | null {
-  if (!/^\d+$/.test(text.trim())) return null
-  return Math.min(Number(text.trim()), 0xffffffff)
 }

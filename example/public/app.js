@@ -16,14 +16,23 @@ const el = {
   to: document.getElementById('to'),
   text: document.getElementById('text'),
   messages: document.getElementById('messages'),
-  empty: document.getElementById('empty')
+  empty: document.getElementById('empty'),
+  call: document.getElementById('call'),
+  answer: document.getElementById('answer'),
+  hangup: document.getElementById('hangup'),
+  callStatus: document.getElementById('call-status'),
+  remoteAudio: document.getElementById('remote-audio')
 }
+
+// Audio only, and no STUN server: the example runs on one machine or a LAN (see the README).
+const CALL_OPTIONS = { mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] } }
 
 // The SIP domain is only a label here: the example server routes on the user part.
 const domain = location.hostname
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`
 
 let ua = null
+let session = null
 
 function setStatus (text, state) {
   el.status.textContent = text
@@ -54,7 +63,33 @@ function setDelivery (state, text, kind) {
   state.dataset.state = kind
 }
 
+function setCall (text, state) {
+  el.callStatus.textContent = text
+  el.callStatus.dataset.state = state
+  el.call.disabled = state === 'calling' || state === 'ringing' || state === 'in-call'
+  el.answer.disabled = state !== 'ringing'
+  el.hangup.disabled = !(state === 'calling' || state === 'ringing' || state === 'in-call')
+}
+
+/** Follows one call, ours or theirs, until it ends. */
+function track (call, peer) {
+  session = call
+  call.on('peerconnection', (e) => {
+    e.peerconnection.addEventListener('track', (t) => { el.remoteAudio.srcObject = t.streams[0] })
+  })
+  call.on('confirmed', () => { setCall(`In a call with ${peer}.`, 'in-call') })
+  call.on('ended', (e) => {
+    session = null
+    setCall(`Call with ${peer} ended (${e.originator === 'local' ? 'you hung up' : e.cause}).`, 'ended')
+  })
+  call.on('failed', (e) => {
+    session = null
+    setCall(`Call with ${peer} failed: ${e.message?.status_code ? `${e.message.status_code} ${e.message.reason_phrase}` : e.cause}.`, 'failed')
+  })
+}
+
 function stop () {
+  session?.terminate()
   if (ua === null) return
   const old = ua
   ua = null
@@ -109,6 +144,16 @@ function start (user) {
     // Make answering the first message one step shorter.
     if (el.to.value === '') el.to.value = from
   })
+  agent.on('newRTCSession', (e) => {
+    if (e.originator !== 'remote') return
+    if (session !== null) {
+      e.session.terminate({ status_code: 486, reason_phrase: 'Busy Here' })
+      return
+    }
+    const from = e.request.from.uri.user ?? e.request.from.toString()
+    track(e.session, from)
+    setCall(`${from} is calling …`, 'ringing')
+  })
   agent.start()
 }
 
@@ -147,5 +192,15 @@ form.message.addEventListener('submit', (event) => {
     }
   })
 })
+
+el.call.addEventListener('click', () => {
+  const to = el.to.value.trim()
+  if (ua === null || session !== null || !NAME.test(to)) return
+  setCall(`Calling ${to} …`, 'calling')
+  track(ua.call(`sip:${to}@${domain}`, CALL_OPTIONS), to)
+})
+
+el.answer.addEventListener('click', () => { session?.answer(CALL_OPTIONS) })
+el.hangup.addEventListener('click', () => { session?.terminate() })
 
 addEventListener('pagehide', stop)

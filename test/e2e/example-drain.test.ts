@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline'
 import { describe, test } from 'node:test'
 import * as JsSIP from 'jssip'
 import { within } from './helpers'
-import { NodeWebSocketInterface } from './jssip-socket'
+import { NodeWebSocketInterface } from './jssip-node'
 
 const ROOT = join(__dirname, '..', '..')
 const DRAIN_MS = 3000

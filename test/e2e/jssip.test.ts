@@ -1,66 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import * as JsSIP from 'jssip'
-import type { IncomingMessageEvent, OutgoingMessageEvent } from 'jssip/lib/UA'
-import type { IncomingResponse } from 'jssip/lib/SIPMessage'
 import { parseVia, splitList } from '../../example/sip-header'
 import { parseSip } from '../../example/sip-message'
 import { startExample, within, type Example } from './helpers'
-import { NodeWebSocketInterface } from './jssip-socket'
-
-function userAgent (url: string, user: string): JsSIP.UA {
-  return new JsSIP.UA({
-    sockets: [new NodeWebSocketInterface(url)],
-    uri: `sip:${user}@127.0.0.1`,
-    register: true,
-    register_expires: 120,
-    session_timers: false,
-    user_agent: `e2e ${user} (JsSIP ${JsSIP.version})`
-  })
-}
-
-async function registered (ua: JsSIP.UA, user: string): Promise<void> {
-  await within(5000, `${user} to register`, new Promise<void>((resolve, reject) => {
-    ua.once('registered', () => { resolve() })
-    ua.once('registrationFailed', (e) => { reject(new Error(`${user} registration failed: ${e.cause ?? 'unknown'}`)) })
-  }))
-}
-
-async function incomingMessage (ua: JsSIP.UA): Promise<IncomingMessageEvent> {
-  return await new Promise((resolve) => {
-    const listener = (e: IncomingMessageEvent | OutgoingMessageEvent): void => {
-      if (e.originator !== 'remote') return
-      ua.off('newMessage', listener)
-      resolve(e as IncomingMessageEvent)
-    }
-    ua.on('newMessage', listener)
-  })
-}
-
-async function send (ua: JsSIP.UA, target: string, body: string): Promise<{ ok: boolean, status: number, reason: string }> {
-  return await new Promise((resolve) => {
-    ua.sendMessage(target, body, {
-      contentType: 'text/plain;charset=utf-8',
-      eventHandlers: {
-        succeeded: (e) => {
-          const response = e.response as IncomingResponse
-          resolve({ ok: true, status: response.status_code, reason: response.reason_phrase })
-        },
-        failed: (e) => { resolve({ ok: false, status: e.response?.status_code ?? 0, reason: e.response?.reason_phrase ?? String(e.cause) }) }
-      }
-    })
-  })
-}
-
-async function stop (ua: JsSIP.UA, user: string): Promise<void> {
-  if (!ua.isConnected()) {
-    ua.stop()
-    return
-  }
-  const gone = new Promise<void>((resolve) => { ua.once('disconnected', () => { resolve() }) })
-  ua.stop()
-  await within(5000, `${user} to disconnect`, gone)
-}
+import { incomingMessage, registered, send, stop, userAgent } from './jssip-node'
 
 describe('JsSIP UAs through the example server', () => {
   let example: Example
@@ -73,8 +17,8 @@ describe('JsSIP UAs through the example server', () => {
     JsSIP.debug.disable()
     example = await startExample()
     example.app.addWsHook('websocket:message', (m) => { seen.push(m.data.toString()) })
-    alice = userAgent(example.wsUrl, 'alice')
-    bob = userAgent(example.wsUrl, 'bob')
+    alice = userAgent(example.wsUrl, 'alice').ua
+    bob = userAgent(example.wsUrl, 'bob').ua
     const both = Promise.all([registered(alice, 'alice'), registered(bob, 'bob')])
     alice.start()
     bob.start()

@@ -19,23 +19,28 @@ export interface Kamailio {
   stop: () => Promise<void>
 }
 
-export interface KamailioSizes {
+export interface KamailioOptions {
   /** Shared memory, MiB (-m): connections live there. */
   sharedMb?: number
   /** Private memory per process, MiB (-M). */
   privateMb?: number
   /** TCP worker processes (-N). */
   tcpWorkers?: number
+  /** Listen on UDP too, on the same address and port (-l udp:...), for a SIP core over UDP. */
+  udp?: boolean
+  /** Names defined for the cfg's `#!ifdef` (-A NAME). */
+  defines?: string[]
 }
 
 /**
- * Runs Kamailio in the foreground (-DD -E) on 127.0.0.1:`port` with `cfg`, in a temp dir, and resolves once
- * its TCP listener accepts. Throws with the install command when kamailio or its modules are missing.
+ * Runs Kamailio in the foreground (-DD -E) on 127.0.0.1:`port` (TCP, and UDP when asked) with `cfg`, in a
+ * temp dir, and resolves once its TCP listener accepts. Throws with the install command when kamailio or its modules are missing.
  */
-export async function startKamailio (cfg: string, port: number, sizes: KamailioSizes = {}): Promise<Kamailio> {
-  const { sharedMb = 64, privateMb = 8, tcpWorkers } = sizes
+export async function startKamailio (cfg: string, port: number, sizes: KamailioOptions = {}): Promise<Kamailio> {
+  const { sharedMb = 64, privateMb = 8, tcpWorkers, udp = false, defines = [] } = sizes
+  const defineArgs = defines.flatMap((name) => ['-A', name])
   try {
-    await promisify(execFile)('kamailio', ['-c', '-f', cfg], { timeout: 20000 })
+    await promisify(execFile)('kamailio', ['-c', ...defineArgs, '-f', cfg], { timeout: 20000 })
   } catch (err) {
     const e = err as { code?: string, stderr?: string, message: string }
     const why = e.code === 'ENOENT' ? 'kamailio is not on PATH' : (e.stderr ?? e.message).split('\n').filter((l) => /ERROR|error/.test(l)).slice(0, 5).join('\n')
@@ -44,7 +49,7 @@ export async function startKamailio (cfg: string, port: number, sizes: KamailioS
   const dir = await mkdtemp(join(tmpdir(), 'lwsc-kamailio-'))
   let output = ''
   const child: ChildProcess = spawn('kamailio', [
-    '-f', cfg, '-l', `tcp:127.0.0.1:${port}`, '-DD', '-E', '-m', String(sharedMb), '-M', String(privateMb),
+    ...defineArgs, '-f', cfg, '-l', `tcp:127.0.0.1:${port}`, ...(udp ? ['-l', `udp:127.0.0.1:${port}`] : []), '-DD', '-E', '-m', String(sharedMb), '-M', String(privateMb),
     ...(tcpWorkers === undefined ? [] : ['-N', String(tcpWorkers)]),
     '-P', join(dir, 'kamailio.pid'), '-Y', dir, '-w', dir
   ], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -83,4 +88,17 @@ async function canConnect (port: number): Promise<boolean> {
     socket.once('connect', () => { socket.destroy(); resolve(true) })
     socket.once('error', () => { socket.destroy(); resolve(false) })
   })
+}
+
+/** A JSON-RPC 2.0 call to Kamailio's jsonrpcs module over HTTP (POST /RPC, dispatched by xhttp). */
+export async function kamailioRpc (port: number, method: string, params: unknown[] = []): Promise<unknown> {
+  const res = await fetch(`http://127.0.0.1:${port}/RPC`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    signal: AbortSignal.timeout(5000)
+  })
+  const body = await res.json() as { result?: unknown, error?: { message: string } }
+  if (body.error !== undefined) throw new Error(`kamailio ${method}: ${body.error.message}`)
+  return body.result
 }

@@ -1,0 +1,57 @@
+import { join } from 'node:path'
+import type { ExampleOptions } from '../../example/server'
+import { startKamailio, type Kamailio } from '../helpers/kamailio'
+import { freePort } from '../helpers/lwsc'
+import { sippPassed, startSipp, type Sipp } from '../helpers/sipp'
+import { startExample, type Example } from './helpers'
+
+export const CORE_CFG = join(__dirname, '..', 'fixtures', 'kamailio-core.cfg')
+
+export interface EdgeWithCore {
+  core: Kamailio
+  example: Example
+  /** `127.0.0.1:<port>` of the core (UDP and TCP). */
+  coreAddress: string
+  /** The edge's SIP port towards the core. */
+  listenPort: number
+  close: () => Promise<void>
+}
+
+/** A Kamailio core (kamailio-core.cfg) on UDP and TCP, and the example edge in front of it. */
+export async function startEdgeWithCore (transport: 'udp' | 'tcp' = 'udp', options: ExampleOptions = {}): Promise<EdgeWithCore> {
+  const core = await startKamailio(CORE_CFG, await freePort(), { udp: true })
+  try {
+    const coreAddress = `127.0.0.1:${core.port}`
+    const listenPort = await freePort()
+    const example = await startExample({ sipCore: `${transport}:${coreAddress}`, sipListen: `${transport}:127.0.0.1:${listenPort}`, ...options })
+    return {
+      core,
+      example,
+      coreAddress,
+      listenPort,
+      close: async () => {
+        await example.app.close()
+        await core.stop()
+      }
+    }
+  } catch (err) {
+    await core.stop()
+    throw err
+  }
+}
+
+/**
+ * A sipp phone behind the core: its UAS (`scenario`) runs on a free port and a REGISTER of `user` at the
+ * core (register.xml) names that port as its contact.
+ */
+export async function registeredPhone (coreAddress: string, scenario: string, user: string): Promise<Sipp> {
+  const port = await freePort()
+  const phone = await startSipp(scenario, { port })
+  try {
+    await sippPassed(await startSipp('register.xml', { remote: coreAddress, port: await freePort(), service: user, keys: { contact_port: String(port) } }), 'register.xml')
+    return phone
+  } catch (err) {
+    await phone.stop()
+    throw err
+  }
+}
