@@ -16,3 +16,6 @@ export const LwscQueueFullError = createError('FST_SIPWS_LWSC_QUEUE_FULL', 'lwsc
 export const LwscClosedError = createError('FST_SIPWS_LWSC_CLOSED', 'lwsc: client is closed; cannot send to %s', 503)
 export const InvalidCloseError = createError('FST_SIPWS_INVALID_CLOSE', 'wsClose: invalid %s: %s', 500, TypeError)
 export const InvalidDrainError = createError('FST_SIPWS_INVALID_DRAIN', 'wsDrain: %s', 400, TypeError)
+export const ClusterUnavailableError = createError('FST_SIPWS_CLUSTER_UNAVAILABLE', 'cluster: %s', 503)
+export const ClusterTimeoutError = createError('FST_SIPWS_CLUSTER_TIMEOUT', 'cluster: no answer from the owning node within requestTimeout (%d ms)', 504)
+export const ClusterNodeGoneError = createError('FST_SIPWS_CLUSTER_NODE_GONE', 'cluster: node %s went away before it answered', 503)

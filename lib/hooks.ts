@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { HookNotFunctionError, UnknownHookError } from './errors'
+import type { ClusterNodeInfo } from './cluster/membership'
 import type { ClosedBy } from './registry'
 
 /** A complete message (fragments already joined). */
@@ -39,6 +40,8 @@ export type XhttpRequestHook = (this: FastifyInstance, request: FastifyRequest, 
 export type WsOpenHook = (this: FastifyInstance, event: WsOpenEvent) => unknown
 export type WsMessageHook = (this: FastifyInstance, message: WsMessage) => unknown
 export type WsClosedHook = (this: FastifyInstance, event: WsClosedEvent) => unknown
+/** Cluster mode: a node is gone (silent for nodeTimeout, or it left); its connection ids reach nobody now. */
+export type ClusterNodeDownHook = (this: FastifyInstance, node: ClusterNodeInfo) => unknown
 
 export interface WsHookMap {
   'xhttp:request': XhttpRequestHook
@@ -47,6 +50,7 @@ export interface WsHookMap {
   'websocket:open': WsOpenHook
   'websocket:message': WsMessageHook
   'websocket:closed': WsClosedHook
+  'cluster:node-down': ClusterNodeDownHook
 }
 export type WsHookName = keyof WsHookMap
 
@@ -56,7 +60,7 @@ interface Registered<F> {
   instance: FastifyInstance
 }
 
-const NAMES: readonly WsHookName[] = ['xhttp:request', 'rpc:request', 'websocket:open', 'websocket:message', 'websocket:closed']
+const NAMES: readonly WsHookName[] = ['xhttp:request', 'rpc:request', 'websocket:open', 'websocket:message', 'websocket:closed', 'cluster:node-down']
 
 export function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
@@ -71,7 +75,8 @@ export class Hooks {
     'rpc:request': [],
     'websocket:open': [],
     'websocket:message': [],
-    'websocket:closed': []
+    'websocket:closed': [],
+    'cluster:node-down': []
   }
 
   constructor (private readonly log: FastifyBaseLogger) {}
@@ -117,6 +122,26 @@ export class Hooks {
       return undefined
     }
     return isThenable(result) ? result : undefined
+  }
+
+  /**
+   * Runs a hook that belongs to no connection (`cluster:node-down`): each in turn, awaited up to
+   * `timeoutMs`, errors logged.
+   */
+  async notify<K extends 'cluster:node-down'> (name: K, event: Parameters<WsHookMap[K]>[0], timeoutMs: number): Promise<void> {
+    for (const { fn, instance } of this.lists[name]) {
+      let timer: NodeJS.Timeout | undefined
+      try {
+        await Promise.race([
+          (async () => { await fn.call(instance, event) })(),
+          new Promise((resolve) => { timer = setTimeout(resolve, timeoutMs) })
+        ])
+      } catch (err) {
+        this.log.error({ err, hook: name }, 'fastify-sip-ws: %s hook failed', name)
+      } finally {
+        clearTimeout(timer)
+      }
+    }
   }
 
   failed (name: WsHookName, id: number, err: unknown): void {

@@ -12,6 +12,7 @@ import { UpgradeRequests } from './upgrade'
 import { registerRpc } from './rpc'
 import { registerMetrics } from './metrics'
 import { registerShutdown } from './shutdown'
+import { clusterApi, startCluster, type WsCluster } from './cluster'
 import { drainWithin } from './drain'
 
 declare module 'fastify' {
@@ -35,6 +36,11 @@ declare module 'fastify' {
      * and their closed hooks have run. `wsEnable()` ends a drain early.
      */
     wsDrain: (options?: { within?: number }) => Promise<void>
+    /**
+     * Cluster-wide views and confirmed operations on any node's connections (cluster mode); with cluster
+     * mode off, the same calls over this process alone.
+     */
+    wsCluster: WsCluster
     /** The WebSocket client (Kamailio's lwsc), closed with the app. */
     lwsc: LwscClient
   }
@@ -76,6 +82,8 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   app.decorate('wsEnable', () => { server.setEnabled(true) })
   app.decorate('wsStats', () => server.statistics())
   app.decorate('wsDrain', async (options: { within?: number } = {}) => { await server.drain(drainWithin(options.within ?? 0)) })
+  // Before any connection: in cluster mode ids come from this node's lease.
+  app.decorate('wsCluster', settings.cluster === undefined ? clusterApi(server, null) : await startCluster(app, settings.cluster, server, hooks))
   const lwsc = new LwscClient(settings.lwsc, app.log)
   app.decorate('lwsc', lwsc)
 
@@ -87,7 +95,7 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
 
   const upgrades = new UpgradeRequests(server, hooks)
   app.addHook('onRequest', upgrades.onRequest)
-  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, server, hooks)
+  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, server, hooks, app.wsCluster)
   if (settings.metrics !== undefined) registerMetrics(settings.metrics.registry, settings.metrics.prefix, () => server.statistics())
   registerShutdown(app, { server, upgrades, handshakeTimeout, lwsc })
 }
@@ -99,6 +107,8 @@ export type { SipWsOptions, LwscOptions } from './options'
 export type { WsMessage, WsOpenEvent, WsClosedEvent, XhttpRequestHook, WsOpenHook, WsMessageHook, WsClosedHook, WsHookMap, WsHookName } from './hooks'
 export type { ConnectionInfo, DumpOrder, DumpResult, ClosedBy, ConnectionState } from './registry'
 export type { StatsSnapshot } from './stats'
+export type { WsCluster, ClusterDump, ClusterStats, ClusterNodeInfo, MissingNode, RedisSource } from './cluster'
+export type { ClusterNodeDownHook } from './hooks'
 export * as errors from './errors'
 export { LwscClient } from './lwsc'
 export type { LwscLogger, LwscStats } from './lwsc'

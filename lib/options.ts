@@ -92,7 +92,18 @@ export const SipWsOptionsSchema = Type.Object({
     registry: Type.Unsafe<PromRegistryLike>(Type.Object({}, { additionalProperties: true })),
     prefix: Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', default: 'websocket_' })
   }, { additionalProperties: false })),
-  lwsc: LwscOptionsSchema
+  lwsc: LwscOptionsSchema,
+  cluster: Type.Optional(Type.Object({
+    // A redis:// URL, ioredis options, or an ioredis client (@fastify/redis's app.redis): passed as given.
+    redis: Type.Unsafe<import('./cluster/redis').RedisSource>(Type.Union([
+      Type.String({ pattern: '^rediss?://' }),
+      Type.Object({}, { additionalProperties: true })
+    ], { expected: 'a redis:// URL, ioredis options or an ioredis client' })),
+    prefix: Type.String({ pattern: '^[A-Za-z0-9_.:-]+$', default: 'sipws', expected: 'letters, digits and _.:- (the Redis key and channel prefix)' }),
+    nodeTimeout: Milliseconds(3000, { min: 1000, max: 600000 }),
+    requestTimeout: Milliseconds(1000, { min: 100, max: 600000 }),
+    connectTimeout: Milliseconds(10000, { min: 100, max: 600000 })
+  }, { additionalProperties: false }))
 }, { additionalProperties: false })
 
 export type SipWsOptionsResolved = Static<typeof SipWsOptionsSchema>
@@ -100,7 +111,7 @@ export type LwscOptionsResolved = Static<typeof LwscOptionsSchema>
 
 // Values passed through as they are (a TLS options bag, a prom-client registry) are not made partial.
 type DeepPartial<T> = {
-  [K in keyof T]?: K extends 'tls' | 'registry' ? T[K]
+  [K in keyof T]?: K extends 'tls' | 'registry' | 'redis' ? T[K]
     : NonNullable<T[K]> extends readonly unknown[] ? T[K]
       : NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K]
 }

@@ -99,8 +99,16 @@ export interface DumpResult {
  * intrusive list: O(1) to touch, and walking from either end yields the least or most recently used first,
  * so a dump never sorts).
  */
+/** Where ids come from when they must be unique beyond this process (cluster mode). */
+export interface IdSource {
+  nextId: () => number
+  released: (id: number) => void
+}
+
 export class Registry {
   private readonly byId = new Map<number, Connection>()
+  /** Null: ids count up from 1 in this process. */
+  ids: IdSource | null = null
   private readonly perIp = new Map<string, number>()
   /** Head: least recently used; tail: most recently used. */
   readonly used = new OrderedList<Connection>()
@@ -111,7 +119,7 @@ export class Registry {
   }
 
   nextId (): number {
-    return ++this.lastId
+    return this.ids === null ? ++this.lastId : this.ids.nextId()
   }
 
   get (id: number): Connection | undefined {
@@ -135,6 +143,7 @@ export class Registry {
     if (left === 0) this.perIp.delete(conn.remoteAddress)
     else this.perIp.set(conn.remoteAddress, left)
     this.used.unlink(conn.usedLink)
+    this.ids?.released(conn.id)
     return true
   }
 

@@ -3,7 +3,8 @@ import type { Hooks } from './hooks'
 import { drainWithin } from './drain'
 import type { SipWsOptionsResolved } from './options'
 import { preflight, rpcAccessHook } from './rpc-access'
-import { DUMP_ORDERS, dumpLine } from './registry'
+import type { WsCluster } from './cluster'
+import { DUMP_ORDERS, dumpLine, type DumpOrder } from './registry'
 import type { WsServer } from './server'
 
 /**
@@ -32,7 +33,7 @@ const INVALID_REQUEST: RpcError = { code: -32600, message: 'Invalid Request' }
 type Method = (params: unknown[]) => unknown
 type RpcOptions = NonNullable<SipWsOptionsResolved['rpc']>
 
-export function rpcMethods (server: WsServer): Record<string, Method> {
+export function rpcMethods (server: WsServer, cluster: WsCluster): Record<string, Method> {
   const connectionId = (params: unknown[]): number => {
     if (params.length === 0) throw new Fault(500, 'Invalid Parameters')
     const id = params[0]
@@ -68,7 +69,41 @@ export function rpcMethods (server: WsServer): Record<string, Method> {
       return { connections, within }
     },
     'ws.enable': () => { server.setEnabled(true); return {} },
-    'stats.get_statistics': (params) => statisticsLines(server.statistics(), params.length === 0 ? ['all'] : params)
+    'stats.get_statistics': (params) => statisticsLines(server.statistics(), params.length === 0 ? ['all'] : params),
+    ...clusterMethods(cluster, connectionId)
+  }
+}
+
+/**
+ * Beyond Kamailio: the cluster-wide views and confirmed operations of `app.wsCluster` (one node's own
+ * with cluster mode off). Ids are any node's.
+ */
+function clusterMethods (cluster: WsCluster, connectionId: (params: unknown[]) => number): Record<string, Method> {
+  const order = (params: unknown[]): DumpOrder => {
+    const value = params[0] ?? 'id_hash'
+    if (typeof value !== 'string' || !DUMP_ORDERS.includes(value as never)) throw new Fault(400, 'Bad display order parameter')
+    return value as DumpOrder
+  }
+  return {
+    'cluster.nodes': () => cluster.nodes(),
+    'cluster.dump': async (params) => {
+      const { connections, wscounter, truncated, answered, missing } = await cluster.dump(order(params))
+      return { connections: connections.map(dumpLine), info: { wscounter, truncated: truncated ? 'yes' : 'no', answered, missing } }
+    },
+    'cluster.stats': async () => await cluster.stats(),
+    'cluster.send': async (params) => {
+      const id = connectionId(params)
+      if (typeof params[1] !== 'string') throw new Fault(500, 'Invalid Parameters')
+      return { delivered: await cluster.send(id, params[1]) }
+    },
+    'cluster.close': async (params) => {
+      const id = connectionId(params)
+      const [, code, reason] = params
+      if ((code !== undefined && typeof code !== 'number') || (reason !== undefined && typeof reason !== 'string')) throw new Fault(500, 'Invalid Parameters')
+      return { closed: await cluster.close(id, code, reason) }
+    },
+    'cluster.ping': async (params) => ({ delivered: await cluster.ping(connectionId(params)) }),
+    'cluster.pong': async (params) => ({ delivered: await cluster.pong(connectionId(params)) })
   }
 }
 
@@ -87,7 +122,7 @@ export function statisticsLines (stats: Record<string, number>, selectors: unkno
   return names.filter((n) => wanted.has(n)).map((n) => `websocket:${n} = ${stats[n]}`)
 }
 
-function call (methods: Record<string, Method>, request: unknown): RpcResponse | null {
+async function call (methods: Record<string, Method>, request: unknown): Promise<RpcResponse | null> {
   if (request === null || typeof request !== 'object' || Array.isArray(request)) {
     return { jsonrpc: '2.0', error: INVALID_REQUEST, id: null }
   }
@@ -102,13 +137,20 @@ function call (methods: Record<string, Method>, request: unknown): RpcResponse |
     response = { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found' }, id: id ?? null }
   } else {
     try {
-      response = { jsonrpc: '2.0', result: fn(params ?? []), id: id ?? null }
+      response = { jsonrpc: '2.0', result: await fn(params ?? []), id: id ?? null }
     } catch (err) {
-      const fault = err instanceof Fault ? err : new Fault(500, 'Internal error')
-      response = { jsonrpc: '2.0', error: { code: fault.code, message: fault.message }, id: id ?? null }
+      response = { jsonrpc: '2.0', error: faultOf(err), id: id ?? null }
     }
   }
   return isNotification ? null : response
+}
+
+/** A typed error of ours keeps its status and message (a cluster timeout is a 504); anything else is 500. */
+function faultOf (err: unknown): RpcError {
+  if (err instanceof Fault) return { code: err.code, message: err.message }
+  const { code, statusCode, message } = err as { code?: unknown, statusCode?: unknown, message?: unknown }
+  if (typeof code === 'string' && code.startsWith('FST_SIPWS_') && typeof statusCode === 'number') return { code: statusCode, message: String(message) }
+  return { code: 500, message: 'Internal error' }
 }
 
 /** Kamailio answers a fault with its code as the HTTP status, or 500 for JSON-RPC's negative codes. */
@@ -117,7 +159,7 @@ function httpStatus (response: RpcResponse): number {
   return response.error.code >= 100 && response.error.code < 600 ? response.error.code : 500
 }
 
-export function handle (methods: Record<string, Method>, body: string): { status: number, payload: unknown } {
+export async function handle (methods: Record<string, Method>, body: string): Promise<{ status: number, payload: unknown }> {
   let parsed: unknown
   try {
     parsed = JSON.parse(body)
@@ -126,10 +168,15 @@ export function handle (methods: Record<string, Method>, body: string): { status
   }
   if (Array.isArray(parsed)) {
     if (parsed.length === 0) return { status: 500, payload: { jsonrpc: '2.0', error: INVALID_REQUEST, id: null } }
-    const responses = parsed.map((r) => call(methods, r)).filter((r): r is RpcResponse => r !== null)
+    // In order, one at a time: a batch's calls take effect in the order written.
+    const responses: RpcResponse[] = []
+    for (const request of parsed) {
+      const response = await call(methods, request)
+      if (response !== null) responses.push(response)
+    }
     return responses.length === 0 ? { status: 204, payload: null } : { status: 200, payload: responses }
   }
-  const response = call(methods, parsed)
+  const response = await call(methods, parsed)
   return response === null ? { status: 204, payload: null } : { status: httpStatus(response), payload: response }
 }
 
@@ -138,8 +185,8 @@ export function handle (methods: Record<string, Method>, body: string): { status
  * the app's other routes. The preflight route exists only when origins are listed: otherwise no page may
  * call, and OPTIONS gets the app's 404 with no CORS header.
  */
-export async function registerRpc (app: FastifyInstance, options: RpcOptions, server: WsServer, hooks: Hooks): Promise<void> {
-  const methods = rpcMethods(server)
+export async function registerRpc (app: FastifyInstance, options: RpcOptions, server: WsServer, hooks: Hooks, cluster: WsCluster): Promise<void> {
+  const methods = rpcMethods(server, cluster)
   await app.register(async function sipWsRpc (child) {
     child.removeAllContentTypeParsers()
     child.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => { done(null, body) })
@@ -147,7 +194,7 @@ export async function registerRpc (app: FastifyInstance, options: RpcOptions, se
     if (options.allowedOrigins.length > 0) child.options(options.path, preflight)
     child.post(options.path, async (request: FastifyRequest, reply: FastifyReply) => {
       if (await hooks.runRequest('rpc:request', request, reply)) return reply
-      const { status, payload } = handle(methods, typeof request.body === 'string' ? request.body : '')
+      const { status, payload } = await handle(methods, typeof request.body === 'string' ? request.body : '')
       if (status === 204) return await reply.code(204).send()
       return await reply.code(status).type('application/json').send(JSON.stringify(payload))
     })

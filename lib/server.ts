@@ -49,6 +49,14 @@ function isSendableCloseCode (code: number): boolean {
   return Number.isInteger(code) && ((code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999))
 }
 
+/** Operations on connections of other nodes (cluster mode): true when on their way to a live owner. */
+export interface RemoteConnections {
+  send: (id: number, data: string | Buffer | Uint8Array) => boolean
+  close: (id: number, code: number, reason: string) => boolean
+  ping: (id: number) => boolean
+  pong: (id: number) => boolean
+}
+
 /**
  * The WebSocket edge: accepts upgrades, owns every connection, and carries out the admin operations.
  * Listeners are created once here and shared by all sockets (they find their connection through a symbol
@@ -61,6 +69,8 @@ export class WsServer {
   private readonly wss: WebSocketServer
   private readonly pingData: Buffer
   readonly dispatcher: HookDispatcher
+  /** Set in cluster mode: ids this process does not hold go there. */
+  remote: RemoteConnections | null = null
   private enabled = true
   /** Set by `drain()` or `shutdown()`: handshakes get 503 with Retry-After. */
   private leaving: 'draining' | 'shutdown' | null = null
@@ -311,16 +321,15 @@ export class WsServer {
   }
 
   /** The connection, when it is open and a frame may still be sent on it. */
-  private writable (id: number): (Connection & { readonly socket: WebSocket }) | undefined {
-    const conn = this.registry.get(id)
+  private writable (conn: Connection): conn is Connection & { readonly socket: WebSocket } {
     // ws's readyState also leaves OPEN once a Close was sent or received, whoever started it.
-    if (conn === undefined || conn.state !== 'OPEN' || conn.socket === null || conn.socket.readyState !== OPEN) return undefined
-    return conn as Connection & { readonly socket: WebSocket }
+    return conn.state === 'OPEN' && conn.socket !== null && conn.socket.readyState === OPEN
   }
 
   send (id: number, data: string | Buffer | Uint8Array): boolean {
-    const conn = this.writable(id)
-    if (conn === undefined) return false
+    const conn = this.registry.get(id)
+    if (conn === undefined) return this.remote !== null && this.remote.send(id, data)
+    if (!this.writable(conn)) return false
     const limit = this.settings.maxBufferedAmount
     if (limit > 0 && conn.socket.bufferedAmount > limit) {
       // A peer that does not read would make us buffer without end; drop it instead.
@@ -335,16 +344,19 @@ export class WsServer {
   }
 
   ping (id: number): boolean {
-    return this.control(id, true)
+    const conn = this.registry.get(id)
+    if (conn === undefined) return this.remote !== null && this.remote.ping(id)
+    return this.control(conn, true)
   }
 
   pong (id: number): boolean {
-    return this.control(id, false)
+    const conn = this.registry.get(id)
+    if (conn === undefined) return this.remote !== null && this.remote.pong(id)
+    return this.control(conn, false)
   }
 
-  private control (id: number, ping: boolean): boolean {
-    const conn = this.writable(id)
-    if (conn === undefined) return false
+  private control (conn: Connection, ping: boolean): boolean {
+    if (!this.writable(conn)) return false
     if (ping) conn.socket.ping(this.pingData)
     else conn.socket.pong(this.pingData)
     this.registry.touch(conn, Date.now())
@@ -360,12 +372,18 @@ export class WsServer {
     this.stats.transmitted(conn.counters!)
   }
 
-  /** Public close: validates its arguments, since they come from users and RPC callers. */
-  closeById (id: number, code: number = CLOSE_NORMAL, reason: string = CLOSE_REASONS[CLOSE_NORMAL]): boolean {
+  /** Throws the typed error for a Close an endpoint may not send (RFC 6455 §7.4, §5.5). */
+  checkClose (code: number, reason: string): void {
     if (!isSendableCloseCode(code)) throw new InvalidCloseError('status', `${String(code)} is not a close code an endpoint may send (1000-1003, 1007-1014, 3000-4999)`)
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) throw new InvalidCloseError('reason', 'must be a string of at most 123 bytes')
+  }
+
+  /** Public close: validates its arguments, since they come from users and RPC callers. */
+  closeById (id: number, code: number = CLOSE_NORMAL, reason: string = CLOSE_REASONS[CLOSE_NORMAL]): boolean {
+    this.checkClose(code, reason)
     const conn = this.registry.get(id)
-    if (conn === undefined || conn.state !== 'OPEN') return false
+    if (conn === undefined) return this.remote !== null && this.remote.close(id, code, reason)
+    if (conn.state !== 'OPEN') return false
     this.close(conn, 'local', code, reason)
     return true
   }
