@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { expectTypeOf } from 'expect-type'
-import sipWs, { LwscClient, sipWs as named, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsClosedEvent, type WsMessage, type WsOpenEvent } from '../lib'
+import sipWs, { LwscClient, sipWs as named, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsClosedEvent, type WsMessage, type WsOpenEvent } from '../lib'
 
 // Compile-time checks: `npm test` type-checks this file with tsc before running it.
 test('public types', async () => {
@@ -53,6 +53,17 @@ test('public types', async () => {
   expectTypeOf(app.wsDisable).returns.toBeVoid()
   expectTypeOf(app.wsDrain).parameters.toEqualTypeOf<[options?: { within?: number }]>()
   expectTypeOf(app.wsDrain).returns.toEqualTypeOf<Promise<void>>()
+  expectTypeOf(app.wsCluster).toEqualTypeOf<WsCluster>()
+  expectTypeOf(app.wsCluster.send).returns.toEqualTypeOf<Promise<boolean>>()
+  expectTypeOf(app.wsCluster.dump).returns.toEqualTypeOf<Promise<ClusterDump>>()
+  expectTypeOf<ClusterDump['missing'][number]>().toEqualTypeOf<{ instance: string, slot: number }>()
+  expectTypeOf(app.wsCluster.nodes).returns.toEqualTypeOf<ClusterNodeInfo[]>()
+  app.addWsHook('cluster:node-down', (node) => {
+    expectTypeOf(node).toEqualTypeOf<ClusterNodeInfo>()
+    expectTypeOf(node.prefixes).toEqualTypeOf<number[]>()
+  })
+  expectTypeOf<{ cluster: { redis: 'redis://127.0.0.1:6379', nodeTimeout: number } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ cluster: { redis: { host: string, port: number } } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf(app.lwsc).toEqualTypeOf<LwscClient>()
   expectTypeOf(app.lwsc.request).returns.toEqualTypeOf<Promise<string | Buffer>>()
   expectTypeOf(app.lwsc.requestProto).parameters.toEqualTypeOf<[url: string, proto: string, data: string | Buffer]>()
