@@ -323,19 +323,27 @@ export class ClusterNode {
     const id = this.nextRequest
     this.nextRequest = this.nextRequest === 0xffffffff ? 1 : this.nextRequest + 1
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { this.pending.delete(id); resolve() }, this.settings.requestTimeout)
+      const finish = (): void => { clearTimeout(timer); this.pending.delete(id); resolve() }
+      const timer = setTimeout(finish, this.settings.requestTimeout)
       this.pending.set(id, {
         target: -1,
         timer,
-        settle: (_ok, body) => {
+        settle: (_ok, body, err) => {
+          // The node is closing: answer with what came so far.
+          if (err !== undefined) { finish(); return }
           if (body === null) return
-          const answer = JSON.parse(body.toString()) as ViewAnswer
+          let answer: ViewAnswer
+          try {
+            answer = JSON.parse(body.toString()) as ViewAnswer
+          } catch {
+            return
+          }
           if (!waiting.delete(answer.instance)) return
           answers.push(answer)
-          if (waiting.size === 0) { clearTimeout(timer); this.pending.delete(id); resolve() }
+          if (waiting.size === 0) finish()
         }
       })
-      this.commands.publish(this.control, JSON.stringify({ t: 'q', ...query, r: id, to: this.current })).catch(() => {})
+      this.commands.publish(this.control, JSON.stringify({ t: 'q', ...query, r: id, to: this.current })).catch(finish)
     })
     return { answers, missing: others.filter((n) => waiting.has(n.instance)) }
   }
