@@ -393,8 +393,10 @@ export class ClusterNode {
     } catch {
       return
     }
+    if (control === null || typeof control !== 'object') return
     if (control.t === 'hb') {
-      if (control.i === this.instance) return
+      // Only our nodes write here, but a bad message must cost nothing more than itself.
+      if (control.i === this.instance || typeof control.i !== 'string' || !Array.isArray(control.p) || !control.p.every(Number.isSafeInteger)) return
       const fresh = this.membership.heard(control, Date.now())
       if (fresh !== null) this.log.info({ instance: fresh.instance, slot: fresh.slot }, 'fastify-sip-ws: cluster: node up')
     } else if (control.t === 'bye') {
