@@ -4,6 +4,13 @@ export const SERVER_NAME = `fastify-sip-ws (${VERSION})`
 
 export const WS_VERSION = 13
 
+/**
+ * RFC 7230 token: what a sub-protocol name may be (RFC 6455 §4.1, item 10). The option schema takes the
+ * pattern, the handshake and the client the RegExp.
+ */
+export const TOKEN_PATTERN = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$'
+export const TOKEN = new RegExp(TOKEN_PATTERN)
+
 /** What a 503 asks a client to wait before it tries again (connection limits, drain, shutdown). */
 export const RETRY_AFTER_SECONDS = 5
 
@@ -25,6 +32,25 @@ export const CLOSE_REASONS: Readonly<Record<number, string>> = {
   1008: 'Policy violation',
   1009: 'Message too big',
   1011: 'Internal error'
+}
+
+/**
+ * The close code for each of ws's documented frame errors (its `err.code`, doc/ws.md "Error codes"), as
+ * RFC 6455 §7.4.1 assigns them. A code ws adds later gets 1002, the generic protocol error.
+ */
+export const FRAME_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
+  WS_ERR_EXPECTED_FIN: CLOSE_PROTOCOL_ERROR,
+  WS_ERR_EXPECTED_MASK: CLOSE_PROTOCOL_ERROR,
+  WS_ERR_INVALID_CLOSE_CODE: CLOSE_PROTOCOL_ERROR,
+  WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH: CLOSE_PROTOCOL_ERROR,
+  WS_ERR_INVALID_OPCODE: CLOSE_PROTOCOL_ERROR,
+  WS_ERR_UNEXPECTED_MASK: CLOSE_PROTOCOL_ERROR,
+  WS_ERR_UNEXPECTED_RSV_1: CLOSE_PROTOCOL_ERROR,
+  WS_ERR_UNEXPECTED_RSV_2_3: CLOSE_PROTOCOL_ERROR,
+  WS_ERR_INVALID_UTF8: CLOSE_INVALID_PAYLOAD,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: CLOSE_POLICY,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: CLOSE_TOO_BIG,
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CLOSE_TOO_BIG
 }
 
 // Kamailio's sub_protocols bitmap.

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
-import { WS_VERSION } from './constants'
+import { TOKEN, WS_VERSION } from './constants'
+import { isInjected } from './injected'
 
 /** A refused handshake: the HTTP status, extra headers and a one-line text body saying why. */
 export interface Refusal {
@@ -10,8 +11,6 @@ export interface Refusal {
 
 // RFC 6455 §4.1: the key is 16 random bytes, base64-encoded (always 24 characters ending in '==').
 const KEY = /^[+/0-9A-Za-z]{21}[AQgw]==$/
-// RFC 7230 token, the syntax of a sub-protocol name (RFC 6455 §4.1, item 10).
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /**
  * Splits `Sec-WebSocket-Protocol` into names, keeping the client's order. Returns null when the header is
@@ -48,15 +47,18 @@ export function checkRequest (req: IncomingMessage, headers: IncomingHttpHeaders
   if (req.method !== 'GET') {
     return { status: 405, headers: { Allow: 'GET' }, message: `The WebSocket opening handshake must be a GET, not ${String(req.method)}` }
   }
-  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) {
+  // An injected request (injectWS) gives only `httpVersion`.
+  const [major, minor] = req.httpVersionMajor !== undefined ? [req.httpVersionMajor, req.httpVersionMinor] : String(req.httpVersion).split('.').map(Number)
+  if (major < 1 || (major === 1 && minor < 1)) {
     return { status: 400, message: `The WebSocket opening handshake needs HTTP/1.1 or later, not HTTP/${req.httpVersion}` }
   }
-  if (req.httpVersionMajor > 1) {
+  if (major > 1) {
     // Node's HTTP/1 parser takes "HTTP/2.0" in a request line, but HTTP/2 has no such message syntax and
     // carries WebSockets by extended CONNECT (RFC 8441), never by an Upgrade.
     return { status: 505, message: `HTTP/${req.httpVersion} in an HTTP/1 request line; the WebSocket opening handshake is HTTP/1.1` }
   }
-  if (headers.host === undefined || headers.host === '') {
+  // Host names the server a request crossed a network to reach; an injected one has none to name.
+  if ((headers.host === undefined || headers.host === '') && !isInjected(req)) {
     return { status: 400, message: 'Missing Host header' }
   }
   if (!hasToken(headers.upgrade, 'websocket')) {
@@ -73,11 +75,12 @@ export function checkRequest (req: IncomingMessage, headers: IncomingHttpHeaders
   if (key === undefined || !KEY.test(key)) {
     return { status: 400, message: 'Missing or invalid Sec-WebSocket-Key: expected 16 bytes in base64' }
   }
-  const version = headers['sec-websocket-version']
+  // injectWS sends the version as a number.
+  const version = headers['sec-websocket-version'] as string | number | undefined
   if (version === undefined || version === '') {
     return { status: 400, headers: { 'Sec-WebSocket-Version': String(WS_VERSION) }, message: 'Missing Sec-WebSocket-Version header' }
   }
-  if (version.trim() !== String(WS_VERSION)) {
+  if (String(version).trim() !== String(WS_VERSION)) {
     // §4.4: answer with the versions we speak so the client can retry with one of them.
     return { status: 426, headers: { 'Sec-WebSocket-Version': String(WS_VERSION) }, message: `Unsupported WebSocket version ${version}; this server speaks ${WS_VERSION}` }
   }

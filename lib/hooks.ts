@@ -3,22 +3,36 @@ import { HookNotFunctionError, UnknownHookError } from './errors'
 import type { ClusterNodeInfo } from './cluster/membership'
 import type { ClosedBy } from './registry'
 
-/** A complete message (fragments already joined). */
-export interface WsMessage {
+interface WsMessageFields {
   id: number
-  /** A string for a text message, a Buffer for a binary one. */
-  data: string | Buffer
-  binary: boolean
   subProtocol: string
   remoteAddress: string
   remotePort: number
 }
+
+/** A complete text message (fragments already joined). */
+export interface WsTextMessage extends WsMessageFields {
+  binary: false
+  data: string
+}
+
+/** A complete binary message (fragments already joined). */
+export interface WsBinaryMessage extends WsMessageFields {
+  binary: true
+  data: Buffer
+}
+
+/** A complete message: testing `binary` narrows `data` to a string or a Buffer. */
+export type WsMessage = WsTextMessage | WsBinaryMessage
 
 export interface WsOpenEvent {
   id: number
   subProtocol: string
   remoteAddress: string
   remotePort: number
+  /** The socket's own peer: the proxy when the client came through one Fastify trusts. */
+  socketAddress: string
+  socketPort: number
   localAddress: string
   localPort: number
   /** The upgrade request, as the `xhttp:request` hooks saw it (decorations included). */
@@ -29,6 +43,8 @@ export interface WsClosedEvent {
   id: number
   remoteAddress: string
   remotePort: number
+  socketAddress: string
+  socketPort: number
   subProtocol: string
   /** The close code sent by whoever closed (1006 when the TCP connection went without a Close frame). */
   code: number

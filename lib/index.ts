@@ -1,3 +1,5 @@
+// The plugin registers @fastify/websocket, so its decorators (`injectWS`, `websocketServer`) are typed too.
+/// <reference types="@fastify/websocket" preserve="true" />
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
@@ -14,15 +16,19 @@ import { registerMetrics } from './metrics'
 import { registerShutdown } from './shutdown'
 import { clusterApi, startCluster, type WsCluster } from './cluster'
 import { drainWithin } from './drain'
+import { checkInternals } from './internals'
+import type { WsData } from './payload'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Adds a hook: `xhttp:request`, `websocket:open`, `websocket:message` or `websocket:closed`. */
     addWsHook: <K extends WsHookName>(name: K, fn: WsHookMap[K]) => FastifyInstance
-    /** Sends a text (string) or binary (Buffer) message; false for an unknown or closing connection. */
-    wsSend: (id: number, data: string | Buffer | Uint8Array) => boolean
-    /** Starts the close handshake of one connection, or of every one when `id` is left out. */
-    wsClose: (id?: number, status?: number, reason?: string) => boolean
+    /** Sends a text (string) or binary (Buffer, Uint8Array) message; false for an unknown or closing connection. */
+    wsSend: (id: number, data: WsData) => boolean
+    /** Starts the close handshake of one connection; false for an unknown or closing one. A missing or non-integer id throws. */
+    wsClose: (id: number, status?: number, reason?: string) => boolean
+    /** Starts the close handshake of every open connection; returns how many. */
+    wsCloseAll: (status?: number, reason?: string) => number
     wsDump: (order?: DumpOrder) => DumpResult
     wsConnection: (id: number) => ConnectionInfo | undefined
     wsPing: (id: number) => boolean
@@ -52,6 +58,7 @@ declare module 'fastify' {
 
 const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, options) {
   const settings = resolveSettings(options)
+  await checkInternals()
   if (settings.keepaliveProcesses !== undefined) {
     app.log.info({ keepaliveProcesses: settings.keepaliveProcesses }, 'fastify-sip-ws: keepaliveProcesses is ignored: one Node process sweeps every connection')
   }
@@ -67,13 +74,9 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
     hooks.add(this, name, fn)
     return this
   })
-  app.decorate('wsSend', (id: number, data: string | Buffer | Uint8Array) => server.send(id, data))
-  app.decorate('wsClose', (id?: number, status?: number, reason?: string) => {
-    if (id !== undefined) return server.closeById(id, status, reason)
-    let closed = false
-    for (const conn of [...server.registry.values()]) closed = server.closeById(conn.id, status, reason) || closed
-    return closed
-  })
+  app.decorate('wsSend', (id: number, data: WsData) => server.send(id, data))
+  app.decorate('wsClose', (id: number, status?: number, reason?: string) => server.closeById(id, status, reason))
+  app.decorate('wsCloseAll', (status?: number, reason?: string) => server.closeAll(status, reason))
   app.decorate('wsDump', (order?: DumpOrder) => server.dump(order))
   app.decorate('wsConnection', (id: number) => server.info(id))
   app.decorate('wsPing', (id: number) => server.ping(id))
@@ -94,9 +97,10 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   handshakeTimeout?.start()
 
   const upgrades = new UpgradeRequests(server, hooks)
+  upgrades.listen(app.server)
   app.addHook('onRequest', upgrades.onRequest)
   if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, server, hooks, app.wsCluster)
-  if (settings.metrics !== undefined) registerMetrics(settings.metrics.registry, settings.metrics.prefix, () => server.statistics())
+  if (settings.metrics !== undefined) registerMetrics(app, settings.metrics, () => server.statistics())
   registerShutdown(app, { server, upgrades, handshakeTimeout, lwsc })
 }
 
@@ -104,11 +108,12 @@ export const sipWs = fp(plugin, { fastify: '5.x', name: 'fastify-sip-ws' })
 export default sipWs
 
 export type { SipWsOptions, LwscOptions } from './options'
-export type { WsMessage, WsOpenEvent, WsClosedEvent, XhttpRequestHook, WsOpenHook, WsMessageHook, WsClosedHook, WsHookMap, WsHookName } from './hooks'
+export type { WsMessage, WsTextMessage, WsBinaryMessage, WsOpenEvent, WsClosedEvent, XhttpRequestHook, WsOpenHook, WsMessageHook, WsClosedHook, WsHookMap, WsHookName } from './hooks'
 export type { ConnectionInfo, DumpOrder, DumpResult, ClosedBy, ConnectionState } from './registry'
 export type { StatsSnapshot } from './stats'
 export type { WsCluster, ClusterDump, ClusterStats, ClusterNodeInfo, MissingNode, RedisSource } from './cluster'
 export type { ClusterNodeDownHook } from './hooks'
+export type { WsData } from './payload'
 export * as errors from './errors'
 export { LwscClient } from './lwsc'
 export type { LwscLogger, LwscStats } from './lwsc'

@@ -1,16 +1,16 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { InvalidOptionError } from './errors'
-import { SERVER_NAME, SUB_PROTOCOL_BITS } from './constants'
+import { SERVER_NAME, SUB_PROTOCOL_BITS, TOKEN_PATTERN as TOKEN } from './constants'
 import { canonicalOrigin } from './rpc-access'
 
 /** A prom-client `Registry`, typed by shape so the package's types do not need prom-client installed. */
 export interface PromRegistryLike {
   registerMetric: (metric: any) => void
+  getSingleMetric: (name: string) => unknown
+  removeSingleMetric: (name: string) => void
 }
 
-// RFC 7230 token: what a sub-protocol name may be.
-const TOKEN = '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$'
 const PATH = '^/'
 // A host name or IP literal, optionally with a port: what a Host header holds.
 const HOST = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:/?#@\\[\\]]+)(:[0-9]{1,5})?$'
@@ -49,6 +49,8 @@ export const LwscOptionsSchema = Type.Object({
   poolSize: Type.Integer({ minimum: 1, maximum: 1024, default: 4, description: 'Open connections per (url, sub-protocol)' }),
   queueSize: Type.Integer({ minimum: 0, default: 1024, description: 'Requests waiting for a free connection per (url, sub-protocol)' }),
   keepaliveInterval: Milliseconds(5000, { min: 100, off: true }),
+  idleTimeout: Milliseconds(60000, { min: 100, off: true }),
+  maxEndpoints: Type.Integer({ minimum: 1, default: 1024, description: 'Cached (url, sub-protocol) endpoints; past it the least recently used idle one is closed' }),
   reconnectBackoffMin: Milliseconds(100, { min: 1 }),
   reconnectBackoffMax: Milliseconds(2000, { min: 1 }),
   origin: Type.Optional(Type.String()),
@@ -143,11 +145,18 @@ export function resolve<T extends TSchema> (schema: T, input: unknown, prefix = 
   return value as Static<T>
 }
 
-export function resolveSettings (input: unknown): Settings {
-  const options = resolve(SipWsOptionsSchema, input)
-  if (options.lwsc.reconnectBackoffMax < options.lwsc.reconnectBackoffMin) {
+/** The lwsc client's options: the schema, then what it cannot say (the backoff bounds' order). */
+export function resolveLwscOptions (input: unknown): LwscOptionsResolved {
+  const options = resolve(LwscOptionsSchema, input, 'lwsc.')
+  if (options.reconnectBackoffMax < options.reconnectBackoffMin) {
     throw new InvalidOptionError('"lwsc.reconnectBackoffMax"', 'must not be below lwsc.reconnectBackoffMin')
   }
+  return options
+}
+
+export function resolveSettings (input: unknown): Settings {
+  const options = resolve(SipWsOptionsSchema, input)
+  // The schema fills the lwsc defaults; the client checks the rest when the plugin builds it.
   if (options.rpc !== undefined) options.rpc.allowedOrigins = options.rpc.allowedOrigins.map(originOption)
   return {
     ...options,

@@ -12,11 +12,16 @@ export const DUMP_ORDERS: readonly DumpOrder[] = ['id_hash', 'used_desc', 'used_
 export const DUMP_LIMIT = 50
 
 export interface ConnectionAddress {
+  /** The client: behind a proxy Fastify trusts (`trustProxy`), the one X-Forwarded-For names. */
   remoteAddress: string
+  /** 0 when the client's address came from X-Forwarded-For, which carries no port. */
   remotePort: number
+  /** The TCP peer of the socket (the proxy, behind one); the client's own address and port otherwise. */
+  socketAddress?: string
+  socketPort?: number
   localAddress: string
   localPort: number
-  /** `wss` when the connection came over TLS. */
+  /** `wss` when the connection came over TLS, or a proxy Fastify trusts says so (X-Forwarded-Proto). */
   transport: 'ws' | 'wss'
 }
 
@@ -28,6 +33,8 @@ export class Connection {
   readonly id: number
   readonly remoteAddress: string
   readonly remotePort: number
+  readonly socketAddress: string
+  readonly socketPort: number
   readonly localAddress: string
   readonly localPort: number
   readonly transport: 'ws' | 'wss'
@@ -62,6 +69,8 @@ export class Connection {
     this.id = id
     this.remoteAddress = address.remoteAddress
     this.remotePort = address.remotePort
+    this.socketAddress = address.socketAddress ?? address.remoteAddress
+    this.socketPort = address.socketPort ?? address.remotePort
     this.localAddress = address.localAddress
     this.localPort = address.localPort
     this.transport = address.transport
@@ -76,7 +85,7 @@ export class Connection {
 }
 
 /** What `wsDump()` gives for one connection. */
-export interface ConnectionInfo extends ConnectionAddress {
+export interface ConnectionInfo extends Required<ConnectionAddress> {
   id: number
   state: ConnectionState
   subProtocol: string
@@ -192,6 +201,8 @@ export function describeConnection (conn: Connection, now: number): ConnectionIn
     id: conn.id,
     remoteAddress: conn.remoteAddress,
     remotePort: conn.remotePort,
+    socketAddress: conn.socketAddress,
+    socketPort: conn.socketPort,
     localAddress: conn.localAddress,
     localPort: conn.localPort,
     transport: conn.transport,

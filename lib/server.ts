@@ -1,48 +1,31 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
-import type { TLSSocket } from 'node:tls'
 import { WebSocket, WebSocketServer } from 'ws'
-import { CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REASONS, RETRY_AFTER_SECONDS } from './constants'
+import { CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, CLOSE_REASONS, FRAME_ERROR_CLOSE_CODES, RETRY_AFTER_SECONDS } from './constants'
 import { spreadCloses } from './drain'
-import { InvalidCloseError } from './errors'
+import { BadConnectionIdError, InvalidArgumentError, InvalidCloseError } from './errors'
 import { checkRequest, chooseProtocol, corsHeader, parseProtocols, type Refusal } from './handshake'
 import { HookDispatcher, MESSAGE_OVERHEAD } from './hook-queue'
-import type { Hooks } from './hooks'
+import type { Hooks, WsMessage } from './hooks'
+import { closeWhenBothEnded, isInjected } from './injected'
+import { frameParser, releaseResponse } from './internals'
 import { Keepalive } from './keepalive'
 import type { Settings } from './options'
-import { Connection, Registry, describeConnection, type ClosedBy, type ConnectionInfo, type DumpResult } from './registry'
+import { isPayload, type WsData } from './payload'
+import { clientAddress, peerAddress } from './peer'
+import { Connection, Registry, describeConnection, type ClosedBy, type ConnectionAddress, type ConnectionInfo, type DumpResult } from './registry'
 import { Stats, type StatsSnapshot } from './stats'
+import { upgradeHead } from './upgrade'
 
 const kConnection = Symbol('fastify-sip-ws.connection')
 const kProtocol = Symbol('fastify-sip-ws.protocol')
 const TEXT = { binary: false }
 const BINARY = { binary: true }
-const EMPTY = Buffer.alloc(0)
 const { OPEN } = WebSocket
 
 type Tagged<T> = T & { [kConnection]?: Connection }
 type TaggedRequest = IncomingMessage & { [kProtocol]?: string }
-
-/**
- * @fastify/websocket keeps the bytes that followed the upgrade request (`head`) under a private symbol.
- * They are almost always empty, but a client may pipeline its first frame: losing them would lose data.
- */
-let headSymbol: symbol | undefined
-function upgradeHead (raw: IncomingMessage): Buffer {
-  if (headSymbol === undefined) headSymbol = Object.getOwnPropertySymbols(raw).find((s) => s.description === 'ws-head')
-  const head = headSymbol === undefined ? undefined : (raw as unknown as Record<symbol, unknown>)[headSymbol]
-  return Buffer.isBuffer(head) ? head : EMPTY
-}
-
-/**
- * @fastify/websocket pins the ServerResponse it routes with to the socket. Nothing writes it once the
- * socket is a WebSocket, yet it would keep the request, the reply and their headers alive for the life of
- * the connection: about half of what an idle connection costs.
- */
-function releaseResponse (res: ServerResponse, socket: Socket): void {
-  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage === res) res.detachSocket(socket)
-}
 
 /** RFC 6455 §7.4: the codes an endpoint may put in a Close frame it sends. */
 function isSendableCloseCode (code: number): boolean {
@@ -55,6 +38,16 @@ export interface RemoteConnections {
   close: (id: number, code: number, reason: string) => boolean
   ping: (id: number) => boolean
   pong: (id: number) => boolean
+}
+
+/** Throws the typed error for a Close an endpoint may not send (RFC 6455 §7.4, §5.5). */
+export function checkClose (code: number, reason: string): void {
+  if (!isSendableCloseCode(code)) throw new InvalidCloseError('status', `${String(code)} is not a close code an endpoint may send (1000-1003, 1007-1014, 3000-4999)`)
+  if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) throw new InvalidCloseError('reason', 'must be a string of at most 123 bytes')
+}
+
+function describeArgument (value: unknown): string {
+  return typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : typeof value
 }
 
 /**
@@ -127,16 +120,22 @@ export class WsServer {
    */
   upgrade (request: FastifyRequest, reply: FastifyReply): void {
     const raw = request.raw as TaggedRequest
-    const refusal = this.handshakeRefusal(request)
+    // The response's socket: an injected request (injectWS) has one there, and none on the request.
+    const socket = (reply.raw.socket ?? raw.socket) as Socket
+    const peer = peerAddress(request, socket)
+    const refusal = this.handshakeRefusal(request, peer.remoteAddress)
     if (refusal !== null) {
       this.refuse(request, reply, refusal)
       return
     }
     const protocol = raw[kProtocol] as string
     reply.hijack()
-    this.wss.handleUpgrade(raw, raw.socket, upgradeHead(raw), (ws) => {
-      releaseResponse(reply.raw, raw.socket)
-      this.accept(ws, request, protocol)
+    this.wss.handleUpgrade(raw, socket, upgradeHead(raw), (ws) => {
+      // @fastify/websocket assigned a ServerResponse to the socket to route the request; nothing writes it
+      // now, yet it would keep the request and reply alive: about half of what an idle connection costs.
+      releaseResponse(reply.raw, socket)
+      if (isInjected(raw)) closeWhenBothEnded(socket)
+      this.accept(ws, request, protocol, peer)
     })
   }
 
@@ -147,7 +146,7 @@ export class WsServer {
   refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): void {
     if (reply.sent) return
     this.stats.total.failed_handshakes++
-    const fields = { status: refusal.status, reason: refusal.message, remoteAddress: request.raw.socket?.remoteAddress }
+    const fields = { status: refusal.status, reason: refusal.message, remoteAddress: clientAddress(request) }
     const internal = refusal.status === 500
     if (internal) request.log.error(fields, 'fastify-sip-ws: handshake failed: %s', refusal.message)
     else request.log.info(fields, 'fastify-sip-ws: handshake refused')
@@ -170,7 +169,7 @@ export class WsServer {
    * sub-protocol stored on the request. A hook's mistake (a `wsSubProtocol` that is not a string, or not one
    * the client offered) is the server's fault: a 500 whose log line names it.
    */
-  private handshakeRefusal (request: FastifyRequest): Refusal | null {
+  private handshakeRefusal (request: FastifyRequest, remoteAddress: string): Refusal | null {
     const raw = request.raw as TaggedRequest
     const leaving = this.leavingRefusal()
     if (leaving !== null) return leaving
@@ -186,30 +185,23 @@ export class WsServer {
     const choice = chooseProtocol(offered, this.settings.enabledProtocols, chosen ?? undefined)
     if (!('protocol' in choice)) return choice
     raw[kProtocol] = choice.protocol
-    return this.checkLimits(raw)
+    return this.checkLimits(remoteAddress)
   }
 
-  private checkLimits (raw: IncomingMessage): Refusal | null {
+  private checkLimits (remoteAddress: string): Refusal | null {
     const { maxConnections, maxConnectionsPerIp } = this.settings
     if (maxConnections > 0 && this.registry.size >= maxConnections) {
       return { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) }, message: `Connection limit reached (${maxConnections})` }
     }
-    if (maxConnectionsPerIp > 0 && this.registry.countFrom(raw.socket.remoteAddress ?? '') >= maxConnectionsPerIp) {
+    if (maxConnectionsPerIp > 0 && this.registry.countFrom(remoteAddress) >= maxConnectionsPerIp) {
       return { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) }, message: `Connection limit per address reached (${maxConnectionsPerIp})` }
     }
     return null
   }
 
-  private accept (ws: WebSocket, request: FastifyRequest, protocol: string): void {
-    const socket = request.raw.socket
+  private accept (ws: WebSocket, request: FastifyRequest, protocol: string, peer: ConnectionAddress): void {
     const now = Date.now()
-    const conn = new Connection(this.registry.nextId(), {
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
-      localAddress: socket.localAddress ?? '',
-      localPort: socket.localPort ?? 0,
-      transport: (socket as TLSSocket).encrypted === true ? 'wss' : 'ws'
-    }, protocol.toLowerCase(), ws, now)
+    const conn = new Connection(this.registry.nextId(), peer, protocol.toLowerCase(), ws, now)
     conn.counters = this.stats.forProtocol(conn.subProtocol)
     this.registry.add(conn)
     this.keepalive.heard(conn, now)
@@ -229,6 +221,8 @@ export class WsServer {
         subProtocol: conn.subProtocol,
         remoteAddress: conn.remoteAddress,
         remotePort: conn.remotePort,
+        socketAddress: conn.socketAddress,
+        socketPort: conn.socketPort,
         localAddress: conn.localAddress,
         localPort: conn.localPort,
         request
@@ -243,8 +237,7 @@ export class WsServer {
    * socket already closing and sends nothing more.
    */
   private takeOverCloseReplies (ws: WebSocket, conn: Connection): void {
-    const receiver = (ws as unknown as { _receiver?: NodeJS.EventEmitter })._receiver
-    if (receiver === undefined || typeof receiver.prependListener !== 'function') return
+    const receiver = frameParser(ws)
     const tagged = receiver as Tagged<NodeJS.EventEmitter>
     tagged[kConnection] = conn
     receiver.prependListener('conclude', onConclude)
@@ -261,6 +254,7 @@ export class WsServer {
     server.registry.touch(conn, now)
     server.stats.received(conn.counters!)
     if (!server.hooks.has('websocket:message')) return
+    // One object shape for text and binary (the union is for the hooks' types), so this site stays monomorphic.
     server.dispatcher.dispatch(conn, 'websocket:message', {
       id: conn.id,
       data: isBinary ? data : data.toString(),
@@ -268,7 +262,7 @@ export class WsServer {
       subProtocol: conn.subProtocol,
       remoteAddress: conn.remoteAddress,
       remotePort: conn.remotePort
-    }, data.length + MESSAGE_OVERHEAD)
+    } as WsMessage, data.length + MESSAGE_OVERHEAD)
   })(this)
 
   /** Ping or Pong received (ws answers Pings itself, which is a frame sent). */
@@ -284,7 +278,7 @@ export class WsServer {
   private readonly onFrameError = ((server: WsServer) => function (this: Tagged<NodeJS.EventEmitter>, err: Error & { code?: string }): void {
     const conn = this[kConnection]
     if (conn === undefined || conn.socket === null) return
-    const code = (err as unknown as Record<symbol, number>)[statusCodeSymbol(err)] ?? 1002
+    const code = FRAME_ERROR_CLOSE_CODES[err.code ?? ''] ?? CLOSE_PROTOCOL_ERROR
     server.log.info({ id: conn.id, remoteAddress: conn.remoteAddress, code, err: err.message, wsCode: err.code }, 'fastify-sip-ws: bad frame, closing')
     server.close(conn, 'error', code, CLOSE_REASONS[code] ?? '')
   })(this)
@@ -326,7 +320,8 @@ export class WsServer {
     return conn.state === 'OPEN' && conn.socket !== null && conn.socket.readyState === OPEN
   }
 
-  send (id: number, data: string | Buffer | Uint8Array): boolean {
+  send (id: number, data: WsData): boolean {
+    if (!isPayload(data)) throw new InvalidArgumentError('"data"', `expected a string, a Buffer or a Uint8Array, got ${typeof data}`)
     const conn = this.registry.get(id)
     if (conn === undefined) return this.remote !== null && this.remote.send(id, data)
     if (!this.writable(conn)) return false
@@ -372,20 +367,30 @@ export class WsServer {
     this.stats.transmitted(conn.counters!)
   }
 
-  /** Throws the typed error for a Close an endpoint may not send (RFC 6455 §7.4, §5.5). */
-  checkClose (code: number, reason: string): void {
-    if (!isSendableCloseCode(code)) throw new InvalidCloseError('status', `${String(code)} is not a close code an endpoint may send (1000-1003, 1007-1014, 3000-4999)`)
-    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) throw new InvalidCloseError('reason', 'must be a string of at most 123 bytes')
-  }
-
-  /** Public close: validates its arguments, since they come from users and RPC callers. */
+  /**
+   * Public close: validates its arguments, since they come from users and RPC callers. An id is required:
+   * a typo (undefined) must not close anything, let alone everything.
+   */
   closeById (id: number, code: number = CLOSE_NORMAL, reason: string = CLOSE_REASONS[CLOSE_NORMAL]): boolean {
-    this.checkClose(code, reason)
+    if (typeof id !== 'number' || !Number.isInteger(id)) throw new BadConnectionIdError('wsClose', describeArgument(id))
+    checkClose(code, reason)
     const conn = this.registry.get(id)
     if (conn === undefined) return this.remote !== null && this.remote.close(id, code, reason)
     if (conn.state !== 'OPEN') return false
     this.close(conn, 'local', code, reason)
     return true
+  }
+
+  /** Starts the close handshake of every open connection; returns how many. */
+  closeAll (code: number = CLOSE_NORMAL, reason: string = CLOSE_REASONS[CLOSE_NORMAL]): number {
+    checkClose(code, reason)
+    let started = 0
+    for (const conn of [...this.registry.values()]) {
+      if (conn.state !== 'OPEN') continue
+      this.close(conn, 'local', code, reason)
+      started++
+    }
+    return started
   }
 
   close (conn: Connection, by: ClosedBy, code: number, reason: string): void {
@@ -408,6 +413,8 @@ export class WsServer {
       id: conn.id,
       remoteAddress: conn.remoteAddress,
       remotePort: conn.remotePort,
+      socketAddress: conn.socketAddress,
+      socketPort: conn.socketPort,
       subProtocol: conn.subProtocol,
       // What the closing side sent: our own code when we closed, the peer's when it did.
       code: by === 'remote' ? code : conn.closeCode,
@@ -480,9 +487,7 @@ export class WsServer {
     this.beginShutdown()
     this.keepalive.stop()
     this.stopDrain?.()
-    for (const conn of [...this.registry.values()]) {
-      if (conn.state === 'OPEN') this.close(conn, 'local', CLOSE_GOING_AWAY, CLOSE_REASONS[CLOSE_GOING_AWAY])
-    }
+    this.closeAll(CLOSE_GOING_AWAY, CLOSE_REASONS[CLOSE_GOING_AWAY])
     await this.settle()
     this.wss.close()
   }
@@ -498,13 +503,6 @@ export class WsServer {
       this.log.warn({ connections: this.dispatcher.busy, hookTimeout: this.settings.hookTimeout }, 'fastify-sip-ws: hooks still running after hookTimeout; not waiting for them')
     }
   }
-}
-
-// ws marks the close code of a frame error under a symbol it does not export; find it once.
-let statusSymbol: symbol | undefined
-function statusCodeSymbol (err: Error): symbol {
-  if (statusSymbol === undefined) statusSymbol = Object.getOwnPropertySymbols(err).find((s) => s.description === 'status-code')
-  return statusSymbol ?? Symbol.for('none')
 }
 
 /** The peer's Close, whatever its code: nothing more may be sent (RFC 6455 §5.5.1). */

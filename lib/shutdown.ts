@@ -52,6 +52,7 @@ export interface ShutdownParts {
 export function registerShutdown (app: FastifyInstance, { server, upgrades, handshakeTimeout, lwsc }: ShutdownParts): void {
   let stopRefusing = (): void => {}
   app.addHook('preClose', async () => {
+    upgrades.stopListening()
     const refusal = server.beginShutdown()
     stopRefusing = refuseStrayUpgrades(app.server, handshakeTimeout?.upgradeListener ?? null, refusal, () => { server.stats.total.failed_handshakes++ })
     handshakeTimeout?.closing(Math.min(REQUEST_GRACE_MS, server.settings.closeTimeout))

@@ -19,7 +19,16 @@ class TotalCounters extends ProtocolCounters {
   handshake_timeouts = 0
 }
 
-export type StatsSnapshot = Record<string, number>
+type ProtocolStat = keyof ProtocolCounters
+
+/**
+ * Every statistic under its Kamailio name: the totals (`ws_current_connections`), those of `sip` and `msrp`
+ * (always reported, as in Kamailio), and those of each other sub-protocol enabled (`ws_kmsg_received_frames`).
+ */
+export type StatsSnapshot =
+  { [K in keyof TotalCounters as `ws_${K}`]: number } &
+  { [K in ProtocolStat as `ws_sip_${K}` | `ws_msrp_${K}`]: number } &
+  { [name: `ws_${string}_${ProtocolStat}`]: number }
 
 /**
  * Counters bumped on the hot path are plain fields of one object per sub-protocol, looked up once per
@@ -74,12 +83,12 @@ export class Stats {
 
   /** Every counter under its Kamailio name (`ws_current_connections`, `ws_sip_received_frames`, ...). */
   snapshot (): StatsSnapshot {
-    const out: StatsSnapshot = {}
+    const out: Record<string, number> = {}
     for (const [key, value] of Object.entries(this.total)) out[`ws_${key}`] = value
     for (const [name, counters] of this.protocols) {
       for (const [key, value] of Object.entries(counters)) out[`ws_${name}_${key}`] = value
     }
-    return out
+    return out as StatsSnapshot
   }
 }
 

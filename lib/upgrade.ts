@@ -1,4 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage, Server } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { supportedHeaders, type Refusal } from './handshake'
 import type { Hooks } from './hooks'
 import type { WsServer } from './server'
@@ -8,6 +10,17 @@ function pathOf (url: string): string {
   const path = query === -1 ? url : url.slice(0, query)
   // Kamailio's lwsc asks for `//` when given `ws://host:port/`; Kamailio's own server takes any path.
   return path.includes('//') ? path.replace(/\/{2,}/g, '/') : path
+}
+
+const kHead = Symbol('fastify-sip-ws.head')
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * The bytes that came right behind an upgrade request's head: almost always none, but a client may send its
+ * first frame without waiting for the 101, and losing them would lose that frame.
+ */
+export function upgradeHead (raw: IncomingMessage): Buffer {
+  return (raw as IncomingMessage & { [kHead]?: Buffer })[kHead] ?? EMPTY
 }
 
 interface Pending {
@@ -27,8 +40,28 @@ interface Pending {
  */
 export class UpgradeRequests {
   private readonly pending = new Map<FastifyReply, Pending>()
+  private listeningOn: Server | null = null
 
   constructor (private readonly server: WsServer, private readonly hooks: Hooks) {}
+
+  /**
+   * Node hands those bytes only to `'upgrade'` listeners. Ours goes in front of @fastify/websocket's, which
+   * routes the request through Fastify (and so to `onRequest`) from inside its own listener.
+   */
+  listen (httpServer: Server): void {
+    httpServer.prependListener('upgrade', this.onUpgrade)
+    this.listeningOn = httpServer
+  }
+
+  /** At shutdown: @fastify/websocket routes no more upgrades, and a listener left here would look like one that does. */
+  stopListening (): void {
+    this.listeningOn?.off('upgrade', this.onUpgrade)
+    this.listeningOn = null
+  }
+
+  private readonly onUpgrade = (req: IncomingMessage, _socket: Duplex, head: Buffer): void => {
+    if (head.length > 0) (req as IncomingMessage & { [kHead]?: Buffer })[kHead] = head
+  }
 
   readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
     const { paths, enabledProtocols } = this.server.settings

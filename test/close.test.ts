@@ -55,14 +55,51 @@ describe('close and websocket:closed', () => {
     } finally { await s.app.close() }
   })
 
-  test('wsClose() without an id closes every connection', async () => {
-    const s = await startApp()
+  test('wsClose needs an integer id: a missing one (a typo) throws FST_SIPWS_BAD_CONNECTION_ID (400) and closes nothing', async () => {
+    const c = collector()
+    const s = await startApp({}, (app) => { app.addWsHook('websocket:closed', c.hook) })
+    try {
+      const clients = await Promise.all([connect(s.url), connect(s.url)])
+      const ids = s.app.wsDump().connections.map((conn) => conn.id)
+      for (const bad of [undefined, null, '1', 1.5, Number.NaN, {}]) {
+        assert.throws(() => (s.app.wsClose as (id: unknown) => boolean)(bad), (err: Error & { code?: string, statusCode?: number }) => {
+          assert.equal(err.code, 'FST_SIPWS_BAD_CONNECTION_ID')
+          assert.equal(err.statusCode, 400)
+          assert.match(err.message, /^wsClose: expected a connection id \(an integer\), got /)
+          return true
+        }, String(bad))
+      }
+      // Arguments that are wrong carry 400 too: a route that passes a request's values on answers 400.
+      assert.throws(() => s.app.wsClose(ids[0], 1005), { code: 'FST_SIPWS_INVALID_CLOSE', statusCode: 400 })
+      assert.throws(() => s.app.wsDump('newest' as never), { code: 'FST_SIPWS_BAD_DUMP_ORDER', statusCode: 400 })
+      assert.throws(() => s.app.wsSend(ids[0], 42 as never), { code: 'FST_SIPWS_INVALID_ARGUMENT', statusCode: 400 })
+      assert.deepEqual(s.app.wsDump().connections.map((conn) => [conn.id, conn.state]), ids.map((id) => [id, 'OPEN']))
+      assert.equal(s.app.wsStats().ws_local_closed_connections, 0)
+      const seen = closed(clients[1])
+      assert.equal(s.app.wsClose(ids[1]), true)
+      assert.deepEqual(await seen, { code: 1000, reason: 'Normal closure' })
+      assert.equal((await c.next()).id, ids[1])
+      assert.equal(s.app.wsConnection(ids[0])?.state, 'OPEN', 'the other connection is untouched')
+    } finally { await s.app.close() }
+  })
+
+  test('wsCloseAll(status, reason) closes every open connection and returns how many', async () => {
+    const c = collector()
+    const s = await startApp({}, (app) => { app.addWsHook('websocket:closed', c.hook) })
     try {
       const clients = await Promise.all([connect(s.url), connect(s.url), connect(s.url)])
       const all = Promise.all(clients.map(closed))
-      assert.equal(s.app.wsClose(undefined, 1001, 'maintenance'), true)
+      assert.throws(() => s.app.wsCloseAll(999), { code: 'FST_SIPWS_INVALID_CLOSE', statusCode: 400 })
+      assert.equal(s.app.wsDump().connections.filter((conn) => conn.state === 'OPEN').length, 3, 'a bad status closes nothing')
+      assert.equal(s.app.wsCloseAll(1001, 'maintenance'), 3)
+      assert.equal(s.app.wsCloseAll(), 0, 'closing ones are not closed again')
       for (const r of await all) assert.deepEqual(r, { code: 1001, reason: 'maintenance' })
-      assert.equal(s.app.wsClose(), false, 'nothing left to close')
+      for (let i = 0; i < 3; i++) assert.deepEqual((({ by, code, reason }) => ({ by, code, reason }))(await c.next()), { by: 'local', code: 1001, reason: 'maintenance' })
+      assert.equal(s.app.wsCloseAll(), 0, 'nothing left to close')
+      const late = await connect(s.url)
+      const seen = closed(late)
+      assert.equal(s.app.wsCloseAll(), 1)
+      assert.deepEqual(await seen, { code: 1000, reason: 'Normal closure' })
     } finally { await s.app.close() }
   })
 

@@ -233,7 +233,7 @@ describe('HookDispatcher (no sockets)', () => {
     const flow: string[] = []
     const dispatcher = new HookDispatcher(hooks, { hookTimeout: 10_000, queueLimit: 1000 }, { pause: () => { flow.push('pause') }, resume: () => { flow.push('resume') } }, log)
     const conn = entry(2)
-    const message = { id: 2, data: 'x', binary: false, subProtocol: 'sip', remoteAddress: '', remotePort: 0 }
+    const message = { id: 2, data: 'x', binary: false as const, subProtocol: 'sip', remoteAddress: '', remotePort: 0 }
     for (let i = 0; i < 5; i++) dispatcher.dispatch(conn, 'websocket:message', message, 300)
     assert.equal(conn.queue?.waiting, 4)
     assert.deepEqual(flow, ['pause'], 'over 1000 bytes waiting after the fourth')

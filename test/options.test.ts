@@ -21,7 +21,7 @@ describe('options', () => {
     assert.equal(s.pingApplicationData, `fastify-sip-ws (${VERSION})`)
     assert.equal(s.maxPayload, 65536)
     assert.equal(s.handshakeTimeout, 10000)
-    assert.deepEqual({ ...s.lwsc }, { protocol: 'kmsg', timeoutInit: 2000, timeoutRead: 2000, verbosity: 0, poolSize: 4, queueSize: 1024, keepaliveInterval: 5000, reconnectBackoffMin: 100, reconnectBackoffMax: 2000, maxPayload: 16 * 1024 * 1024 })
+    assert.deepEqual({ ...s.lwsc }, { protocol: 'kmsg', timeoutInit: 2000, timeoutRead: 2000, verbosity: 0, poolSize: 4, queueSize: 1024, keepaliveInterval: 5000, idleTimeout: 60000, maxEndpoints: 1024, reconnectBackoffMin: 100, reconnectBackoffMax: 2000, maxPayload: 16 * 1024 * 1024 })
   })
 
   test('rpc: no origin listed and any Host by default; origins kept as browsers write them', () => {
@@ -67,6 +67,10 @@ describe('options', () => {
     ['rpc.allowedHosts.1', { rpc: { allowedHosts: ['admin.example.com', 'admin.example.com:port'] } }],
     ['lwsc.timeoutRead', { lwsc: { timeoutRead: 'slow' } }],
     ['lwsc.protocol', { lwsc: { protocol: '' } }],
+    ['lwsc.reconnectBackoffMax', { lwsc: { reconnectBackoffMin: 500, reconnectBackoffMax: 100 } }],
+    ['lwsc.idleTimeout', { lwsc: { idleTimeout: 5 } }],
+    ['lwsc.maxEndpoints', { lwsc: { maxEndpoints: 0 } }],
+    ['metrics.prefix', { metrics: { registry: {}, prefix: 'web-socket' } }],
     ['sipPort', { sipPort: 5060 }]
   ]
   for (const [name, options] of bad) {

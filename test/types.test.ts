@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { expectTypeOf } from 'expect-type'
-import sipWs, { LwscClient, sipWs as named, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsClosedEvent, type WsMessage, type WsOpenEvent } from '../lib'
+import type WebSocket from 'ws'
+import sipWs, { LwscClient, sipWs as named, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../lib'
 
 // Compile-time checks: `npm test` type-checks this file with tsc before running it.
 test('public types', async () => {
@@ -34,7 +35,20 @@ test('public types', async () => {
     expectTypeOf(m).toEqualTypeOf<WsMessage>()
     expectTypeOf(m.data).toEqualTypeOf<string | Buffer>()
     expectTypeOf(m.id).toBeNumber()
+    // `binary` narrows `data`.
+    if (m.binary) {
+      expectTypeOf(m).toEqualTypeOf<WsBinaryMessage>()
+      expectTypeOf(m.data).toEqualTypeOf<Buffer>()
+    } else {
+      expectTypeOf(m).toEqualTypeOf<WsTextMessage>()
+      expectTypeOf(m.data).toEqualTypeOf<string>()
+      expectTypeOf(m.data.startsWith('OPTIONS ')).toBeBoolean()
+    }
   })
+  expectTypeOf<{ id: 1, data: Buffer, binary: false, subProtocol: 'sip', remoteAddress: '', remotePort: 0 }>().not.toMatchTypeOf<WsMessage>()
+  expectTypeOf<WsOpenEvent>().toMatchTypeOf<{ remoteAddress: string, remotePort: number, socketAddress: string, socketPort: number }>()
+  expectTypeOf<WsClosedEvent>().toMatchTypeOf<{ remoteAddress: string, remotePort: number, socketAddress: string, socketPort: number }>()
+  expectTypeOf<ConnectionInfo>().toMatchTypeOf<{ remoteAddress: string, socketAddress: string, socketPort: number, transport: 'ws' | 'wss' }>()
   app.addWsHook('websocket:closed', (e) => {
     expectTypeOf(e).toEqualTypeOf<WsClosedEvent>()
     expectTypeOf(e.by).toEqualTypeOf<'local' | 'remote' | 'keepalive' | 'error'>()
@@ -43,13 +57,32 @@ test('public types', async () => {
   expectTypeOf(app.addWsHook).toBeCallableWith('websocket:nope', () => {})
 
   expectTypeOf(app.wsSend).toEqualTypeOf<(id: number, data: string | Buffer | Uint8Array) => boolean>()
-  expectTypeOf(app.wsClose).parameters.toEqualTypeOf<[id?: number, status?: number, reason?: string]>()
+  expectTypeOf<WsData>().toEqualTypeOf<string | Buffer | Uint8Array>()
+  // wsClose needs an id; wsCloseAll closes every connection.
+  expectTypeOf(app.wsClose).parameters.toEqualTypeOf<[id: number, status?: number, reason?: string]>()
+  // @ts-expect-error an id is required
+  expectTypeOf(app.wsClose).toBeCallableWith()
+  expectTypeOf(app.wsCloseAll).parameters.toEqualTypeOf<[status?: number, reason?: string]>()
+  expectTypeOf(app.wsCloseAll).returns.toBeNumber()
   expectTypeOf(app.wsDump).returns.toEqualTypeOf<DumpResult>()
   expectTypeOf(app.wsDump).parameter(0).toEqualTypeOf<'id_hash' | 'used_desc' | 'used_asc' | undefined>()
   expectTypeOf(app.wsConnection).returns.toEqualTypeOf<ConnectionInfo | undefined>()
   expectTypeOf(app.wsPing).returns.toBeBoolean()
   expectTypeOf(app.wsPong).returns.toBeBoolean()
   expectTypeOf(app.wsStats).returns.toEqualTypeOf<StatsSnapshot>()
+  // Kamailio's names: the totals, sip's and msrp's always, any other sub-protocol's by pattern; nothing else.
+  const stats = app.wsStats()
+  expectTypeOf(stats.ws_current_connections).toBeNumber()
+  expectTypeOf(stats.ws_failed_handshakes).toBeNumber()
+  expectTypeOf(stats.ws_handshake_timeouts).toBeNumber()
+  expectTypeOf(stats.ws_sip_received_frames).toBeNumber()
+  expectTypeOf(stats.ws_msrp_successful_handshakes).toBeNumber()
+  expectTypeOf(stats.ws_kmsg_transmitted_frames).toBeNumber()
+  expectTypeOf<StatsSnapshot>().toHaveProperty('ws_sip_max_concurrent_connections')
+  // @ts-expect-error not a statistic
+  expectTypeOf(stats.ws_current_connection).toBeNumber()
+  // @ts-expect-error sub-protocols have no failed_handshakes of their own
+  expectTypeOf(stats.ws_sip_failed_handshakes).toBeNumber()
   expectTypeOf(app.wsDisable).returns.toBeVoid()
   expectTypeOf(app.wsDrain).parameters.toEqualTypeOf<[options?: { within?: number }]>()
   expectTypeOf(app.wsDrain).returns.toEqualTypeOf<Promise<void>>()
@@ -66,8 +99,14 @@ test('public types', async () => {
   expectTypeOf<{ cluster: { redis: { host: string, port: number } } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf(app.lwsc).toEqualTypeOf<LwscClient>()
   expectTypeOf(app.lwsc.request).returns.toEqualTypeOf<Promise<string | Buffer>>()
-  expectTypeOf(app.lwsc.requestProto).parameters.toEqualTypeOf<[url: string, proto: string, data: string | Buffer]>()
+  // wsSend and the client take the same data.
+  expectTypeOf(app.lwsc.requestProto).parameters.toEqualTypeOf<[url: string, proto: string, data: WsData]>()
+  expectTypeOf(app.lwsc.notify).parameters.toEqualTypeOf<[url: string, data: WsData]>()
+  expectTypeOf<Parameters<typeof app.lwsc.request>[1]>().toEqualTypeOf<Parameters<typeof app.wsSend>[1]>()
   expectTypeOf(app.lwsc.notify).returns.toEqualTypeOf<Promise<void>>()
+  // @fastify/websocket's test helper is typed, since the plugin registers it.
+  expectTypeOf(app.injectWS).parameter(0).toEqualTypeOf<string | undefined>()
+  expectTypeOf(app.injectWS).returns.resolves.toMatchTypeOf<Pick<WebSocket, 'send' | 'close' | 'protocol'>>()
 
   await app.ready()
   assert.equal(typeof app.wsSend, 'function')

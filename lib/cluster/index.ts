@@ -4,7 +4,7 @@ import type { Hooks } from '../hooks'
 import type { ConnectionInfo, DumpOrder, DumpResult } from '../registry'
 import { DUMP_LIMIT, DUMP_ORDERS } from '../registry'
 import { BadDumpOrderError } from '../errors'
-import type { WsServer } from '../server'
+import { checkClose, type WsServer } from '../server'
 import type { StatsSnapshot } from '../stats'
 import type { ClusterNodeInfo } from './membership'
 import { ClusterNode, type ClusterSettings, type ViewAnswer } from './node'
@@ -103,7 +103,7 @@ export function clusterApi (server: WsServer, node: ClusterNode | null): WsClust
     instance,
     send: async (id, data) => local(id) ? server.send(id, data) : await node!.confirm(typeof data === 'string' ? SEND_TEXT : SEND_BINARY, id, data),
     close: async (id, status = CLOSE_NORMAL, reason = CLOSE_REASONS[CLOSE_NORMAL]) => {
-      server.checkClose(status, reason)
+      checkClose(status, reason)
       return local(id) ? server.closeById(id, status, reason) : await node!.confirm(CLOSE, id, closeBody(status, reason))
     },
     ping: async (id) => local(id) ? server.ping(id) : await node!.confirm(PING, id, null),
@@ -119,13 +119,15 @@ export function clusterApi (server: WsServer, node: ClusterNode | null): WsClust
     },
     stats: async () => {
       const { answers, missing } = await ask({ q: 'stats' }, { instance, stats: server.statistics() })
-      const total: StatsSnapshot = {}
+      const total: Record<string, number> = {}
       const nodes: Record<string, StatsSnapshot> = {}
-      for (const { instance: name, stats = {} } of answers) {
+      for (const { instance: name, stats } of answers) {
+        if (stats === undefined) continue
         nodes[name] = stats
         for (const [key, value] of Object.entries(stats)) total[key] = (total[key] ?? 0) + value
       }
-      return { total, nodes, missing: missingOf(missing) }
+      // Every node reports the same counters (custom sub-protocols aside): the sum has the same keys.
+      return { total: total as StatsSnapshot, nodes, missing: missingOf(missing) }
     },
     nodes: () => node === null ? [self()] : node.nodes()
   }

@@ -1,13 +1,15 @@
 import type { ClientOptions } from 'ws'
-import { InvalidOptionError, LwscClosedError } from '../errors'
-import { LwscOptionsSchema, resolve, type LwscOptions, type LwscOptionsResolved } from '../options'
+import { InvalidArgumentError, LwscClosedError } from '../errors'
+import { resolveLwscOptions, type LwscOptions, type LwscOptionsResolved } from '../options'
+import { OrderedList } from '../ordered-list'
+import { isPayload, type WsData } from '../payload'
 import type { LwscContext } from './context'
 import { Endpoint } from './endpoint'
 import { withUrl } from './error-url'
 import { Job } from './job'
 import { silentLogger, type LwscLogger } from './logger'
 import { newCounters, type LwscStats } from './stats'
-import { checkTarget, isPayload } from './target'
+import { checkTarget } from './target'
 
 type Settle = (value: string | Buffer | undefined) => void
 
@@ -20,14 +22,14 @@ export class LwscClient {
   private readonly ctx: LwscContext
   // url → sub-protocol → endpoint: two lookups and no string building on each call.
   private readonly endpoints = new Map<string, Map<string, Endpoint>>()
+  /** Every cached endpoint, least recently used first, for eviction past `maxEndpoints`. */
+  private readonly recent = new OrderedList<Endpoint>()
+  private endpointCount = 0
   private keepaliveTimer: NodeJS.Timeout | null = null
   private closing: Promise<void> | null = null
 
   constructor (options?: LwscOptions, logger: LwscLogger = silentLogger) {
-    const resolved = resolve(LwscOptionsSchema, options, 'lwsc.')
-    if (resolved.reconnectBackoffMax < resolved.reconnectBackoffMin) {
-      throw new InvalidOptionError('"lwsc.reconnectBackoffMax"', 'must not be below lwsc.reconnectBackoffMin')
-    }
+    const resolved = resolveLwscOptions(options)
     this.options = Object.freeze(resolved)
     const wsOptions: ClientOptions & { closeTimeout: number } = {
       // TLS settings (ca, cert, rejectUnauthorized ...) go to tls.connect through ws. @types/ws declares
@@ -36,6 +38,10 @@ export class LwscClient {
       perMessageDeflate: false,
       followRedirects: false,
       maxPayload: resolved.maxPayload,
+      // A reply's connection serves its next job only after every message of that read was emitted (see
+      // Connection.onMessage), so a second answer in the same read is dropped rather than taken as the next
+      // reply. ws's default today; set here, after the user's `tls` options, so nothing turns it off.
+      allowSynchronousEvents: true,
       // How long close() waits for the peer's Close before destroying the socket.
       closeTimeout: resolved.timeoutRead
     }
@@ -45,7 +51,7 @@ export class LwscClient {
   }
 
   /** Sends without waiting for a reply, offering the default sub-protocol. See `notifyProto`. */
-  notify (url: string, data: string | Buffer): Promise<void> {
+  notify (url: string, data: WsData): Promise<void> {
     return this.notifyProto(url, this.ctx.options.protocol, data)
   }
 
@@ -54,7 +60,7 @@ export class LwscClient {
    * is given up on (refused, timed out, queue full): the failure is logged and counted in
    * `stats().failedNotifies`, never thrown. Rejects only for a bad argument or after `close()`.
    */
-  notifyProto (url: string, proto: string, data: string | Buffer): Promise<void> {
+  notifyProto (url: string, proto: string, data: WsData): Promise<void> {
     const endpoint = this.endpointFor(url, proto, data)
     if (!(endpoint instanceof Endpoint)) return Promise.reject(endpoint)
     this.ctx.counters.notifies++
@@ -64,7 +70,7 @@ export class LwscClient {
   }
 
   /** Sends and resolves with the next message on that connection, offering the default sub-protocol. */
-  request (url: string, data: string | Buffer): Promise<string | Buffer> {
+  request (url: string, data: WsData): Promise<string | Buffer> {
     return this.requestProto(url, this.ctx.options.protocol, data)
   }
 
@@ -72,7 +78,7 @@ export class LwscClient {
    * Sends on a connection offering sub-protocol `proto` and resolves with the next message received on it:
    * a string for a text frame, a Buffer for a binary one.
    */
-  requestProto (url: string, proto: string, data: string | Buffer): Promise<string | Buffer> {
+  requestProto (url: string, proto: string, data: WsData): Promise<string | Buffer> {
     const endpoint = this.endpointFor(url, proto, data)
     if (!(endpoint instanceof Endpoint)) return Promise.reject(endpoint)
     this.ctx.counters.requests++
@@ -86,17 +92,15 @@ export class LwscClient {
     let connecting = 0
     let inFlight = 0
     let queued = 0
-    let endpoints = 0
     for (const byProto of this.endpoints.values()) {
       for (const endpoint of byProto.values()) {
-        endpoints++
         connections += endpoint.openCount
         connecting += endpoint.connectingCount
         inFlight += endpoint.inFlight
         queued += endpoint.queued
       }
     }
-    return { connections, connecting, inFlight, queued, endpoints, ...this.ctx.counters }
+    return { connections, connecting, inFlight, queued, endpoints: this.endpointCount, ...this.ctx.counters }
   }
 
   /**
@@ -115,6 +119,8 @@ export class LwscClient {
       for (const endpoint of byProto.values()) pending.push(endpoint.close())
     }
     this.endpoints.clear()
+    for (let link = this.recent.head; link !== null; link = this.recent.head) this.recent.unlink(link)
+    this.endpointCount = 0
     for (const conn of this.ctx.discarded) pending.push(conn.close())
     this.closing = Promise.all(pending).then(() => undefined)
     return this.closing
@@ -124,11 +130,14 @@ export class LwscClient {
   private endpointFor (url: string, proto: string, data: unknown): Endpoint | Error {
     if (this.ctx.closed) return withUrl(new LwscClosedError(url), url)
     if (!isPayload(data)) {
-      return withUrl(new InvalidOptionError('"data"', `expected a string or a Buffer, got ${typeof data}`), url)
+      return withUrl(new InvalidArgumentError('"data"', `expected a string, a Buffer or a Uint8Array, got ${typeof data}`), url)
     }
     let byProto = this.endpoints.get(url)
     const known = byProto?.get(proto)
-    if (known !== undefined) return known
+    if (known !== undefined) {
+      this.recent.moveToTail(known.recentLink)
+      return known
+    }
     try {
       checkTarget(url, proto)
     } catch (err) {
@@ -140,6 +149,8 @@ export class LwscClient {
     }
     const endpoint = new Endpoint(url, proto, this.ctx, this.release)
     byProto.set(proto, endpoint)
+    this.recent.moveToTail(endpoint.recentLink)
+    if (++this.endpointCount > this.ctx.options.maxEndpoints) this.evict()
     const interval = this.ctx.options.keepaliveInterval
     if (this.keepaliveTimer === null && interval > 0) {
       this.keepaliveTimer = setInterval(this.sweep, interval).unref()
@@ -152,6 +163,26 @@ export class LwscClient {
     if (byProto?.get(endpoint.proto) !== endpoint) return
     byProto.delete(endpoint.proto)
     if (byProto.size === 0) this.endpoints.delete(endpoint.url)
+    this.recent.unlink(endpoint.recentLink)
+    this.endpointCount--
+  }
+
+  /**
+   * Past `maxEndpoints`, forgets the least recently used endpoints that have nothing under way, and closes
+   * their connections: a caller fanning out to endless distinct URLs, or to targets that keep failing, must
+   * not grow the cache without end. Endpoints with jobs waiting or in flight are passed over, so the cache
+   * holds more only while that many targets are busy at once; the next endpoint created evicts again.
+   */
+  private evict (): void {
+    // The tail is the endpoint just created, for a job about to be submitted.
+    for (let link = this.recent.head; link !== null && link !== this.recent.tail && this.endpointCount > this.ctx.options.maxEndpoints;) {
+      const endpoint = link.owner
+      link = link.next
+      if (!endpoint.evictable) continue
+      this.release(endpoint)
+      endpoint.retire()
+      if (this.ctx.options.verbosity >= 2) this.ctx.log.debug({ url: endpoint.url, proto: endpoint.proto, maxEndpoints: this.ctx.options.maxEndpoints }, 'lwsc: endpoint evicted')
+    }
   }
 
   // Pings every open connection (Kamailio's lwsc pings every 5 s) and forgets endpoints left with nothing.

@@ -26,6 +26,9 @@ export class Connection {
   private readonly writing = new JobQueue()
   private connectTimer: NodeJS.Timeout | null
   private readTimer: NodeJS.Timeout | null = null
+  private idleTimer: NodeJS.Timeout | null = null
+  /** Date.now() of the last job handed to this connection or answered on it, or of its opening. */
+  private usedAt = 0
   private alive = true
   private opened = false
   private attached = true
@@ -56,7 +59,13 @@ export class Connection {
     return this.state === BUSY
   }
 
+  /** Open, with no request in flight and no notification being written: closing it now fails no job. */
+  get quiet (): boolean {
+    return this.state === IDLE && this.writing.length === 0
+  }
+
   dispatch (job: Job): void {
+    this.usedAt = Date.now()
     if (job.expectsReply) {
       this.state = BUSY
       this.job = job
@@ -111,6 +120,20 @@ export class Connection {
       this.ws.close(1000)
     }
     return this.whenClosed
+  }
+
+  /**
+   * Takes a quiet connection out of service with a Close 1000 (idle past `idleTimeout`, or its endpoint
+   * evicted). Like a discarded one, the client's `close()` still waits for its socket.
+   */
+  retire (why: string): void {
+    if (!this.quiet) return
+    if (this.ctx.options.verbosity >= 2) this.ctx.log.debug({ url: this.endpoint.url, proto: this.endpoint.proto, why }, 'lwsc: closing a pooled connection')
+    this.failure = withUrl(new LwscConnectionError(this.endpoint.url, why), this.endpoint.url)
+    this.state = GONE
+    this.ctx.discarded.add(this)
+    this.detach()
+    this.ws.close(1000)
   }
 
   // Taken out of service at once so the endpoint can replace it; the socket closes in the background.
@@ -174,6 +197,8 @@ export class Connection {
     this.state = IDLE
     this.opened = true
     this.ctx.counters.opened++
+    this.usedAt = Date.now()
+    if (this.ctx.options.idleTimeout > 0) this.idleTimer = setTimeout(this.onIdleCheck, this.ctx.options.idleTimeout).unref()
     this.endpoint.opened(this)
   }
 
@@ -188,6 +213,7 @@ export class Connection {
     }
     this.job = null
     this.state = IDLE
+    this.usedAt = Date.now()
     this.ctx.counters.replies++
     if (this.ctx.options.verbosity >= 3) this.ctx.log.debug({ url: this.endpoint.url, proto: this.endpoint.proto, bytes: (data as Buffer).length, binary: isBinary }, 'lwsc: received')
     // ws emits every message of one read before control returns, so the next job goes out in a microtask:
@@ -215,6 +241,20 @@ export class Connection {
     this.discard(withUrl(new LwscConnectionError(url, 'discarded after a read timeout'), url))
   }
 
+  // Re-armed for what is left of idleTimeout after the last job: one timer per connection, no per-job work.
+  private readonly onIdleCheck = (): void => {
+    this.idleTimer = null
+    if (this.state === GONE) return
+    const { idleTimeout } = this.ctx.options
+    const left = this.usedAt + idleTimeout - Date.now()
+    if (left <= 0 && this.quiet) {
+      this.retire(`idle for ${idleTimeout} ms (idleTimeout)`)
+      return
+    }
+    // Still busy past the timeout (a slow reply, a long write): look again a whole timeout later.
+    this.idleTimer = setTimeout(this.onIdleCheck, left > 0 ? left : idleTimeout).unref()
+  }
+
   private readonly onPong = (): void => {
     this.alive = true
   }
@@ -236,7 +276,8 @@ export class Connection {
   private readonly onClose = (code: number): void => {
     if (this.connectTimer !== null) clearTimeout(this.connectTimer)
     if (this.readTimer !== null) clearTimeout(this.readTimer)
-    this.connectTimer = this.readTimer = null
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer)
+    this.connectTimer = this.readTimer = this.idleTimer = null
     this.state = GONE
     this.ended = true
     this.socket = null

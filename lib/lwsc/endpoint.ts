@@ -1,4 +1,5 @@
 import { LwscClosedError, LwscConnectionError, LwscQueueFullError } from '../errors'
+import { Link } from '../ordered-list'
 import { backoffDelay } from './backoff'
 import { Connection } from './connection'
 import type { LwscContext } from './context'
@@ -20,6 +21,8 @@ export class Endpoint {
   private failures = 0
   private retryAt = 0
   private retryTimer: NodeJS.Timeout | null = null
+  /** Place in the client's least-recently-used order. */
+  readonly recentLink = new Link<Endpoint>(this)
 
   constructor (
     readonly url: string,
@@ -117,6 +120,22 @@ export class Endpoint {
 
   keepalive (): void {
     for (const conn of this.all) conn.keepalive()
+  }
+
+  /** Nothing waits, connects or is in flight: closing the endpoint now fails no job. */
+  get evictable (): boolean {
+    if (this.queue.length > 0 || this.connecting > 0) return false
+    for (const conn of this.all) if (!conn.quiet) return false
+    return true
+  }
+
+  /** Eviction: stops retrying and closes every (quiet) connection with 1000, in the background. */
+  retire (): void {
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer)
+      this.retryTimer = null
+    }
+    for (const conn of [...this.all]) conn.retire('endpoint evicted from the cache (maxEndpoints)')
   }
 
   /** True when the endpoint holds nothing and its backoff has run out, so forgetting it loses nothing. */

@@ -1,3 +1,5 @@
+import type { WsData } from '../payload'
+
 /**
  * One send waiting for or using a connection. `next` links it into a queue, so queueing allocates nothing
  * beyond the job itself.
@@ -6,7 +8,7 @@ export class Job {
   next: Job | null = null
 
   constructor (
-    readonly data: string | Buffer,
+    readonly data: WsData,
     readonly expectsReply: boolean,
     readonly resolve: (value: string | Buffer | undefined) => void,
     readonly reject: (err: Error) => void

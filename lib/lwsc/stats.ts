@@ -20,7 +20,11 @@ export interface LwscStats {
   replies: number
   /** Counter: requests rejected, for any reason (timeouts included). */
   errors: number
-  /** Counter: requests rejected because connecting or reading timed out. */
+  /**
+   * Counter: timeouts that fired: a connection attempt not open within `timeoutInit`, or a request with no
+   * reply within `timeoutRead`. A connect timeout counts once however many jobs waited on that attempt
+   * (the requests among them count in `errors`).
+   */
   timeouts: number
   /** Counter: `notify`/`notifyProto` calls accepted. */
   notifies: number

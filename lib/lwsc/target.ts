@@ -1,8 +1,6 @@
-import { InvalidOptionError, LwscBadUrlError } from '../errors'
+import { TOKEN } from '../constants'
+import { InvalidArgumentError, LwscBadUrlError } from '../errors'
 import { withUrl } from './error-url'
-
-// RFC 6455 §4.1: a sub-protocol is an RFC 7230 token; ws would throw a bare SyntaxError otherwise.
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /**
  * Checks a target once, when its endpoint is first created; later calls with the same strings hit the
@@ -20,11 +18,8 @@ export function checkTarget (url: unknown, proto: unknown): void {
   if ((parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') || parsed.hostname === '' || parsed.hash !== '') {
     throw withUrl(new LwscBadUrlError(url), url)
   }
+  // RFC 6455 §4.1: a sub-protocol is a token; ws would throw a bare SyntaxError otherwise.
   if (typeof proto !== 'string' || !TOKEN.test(proto)) {
-    throw withUrl(new InvalidOptionError('"proto"', `expected a sub-protocol name (an RFC 7230 token), got ${JSON.stringify(proto) ?? String(proto)}`), url)
+    throw withUrl(new InvalidArgumentError('"proto"', `expected a sub-protocol name (an RFC 7230 token), got ${JSON.stringify(proto) ?? String(proto)}`), url)
   }
-}
-
-export function isPayload (data: unknown): data is string | Buffer {
-  return typeof data === 'string' || Buffer.isBuffer(data)
 }

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
+import { installCommand } from './system-packages'
 
 /** Debian's Chromium: tests never download a browser. */
 export const CHROMIUM = '/usr/bin/chromium'
 
 /** Never a skip: a missing browser is a broken test machine, and each test fails saying how to fix it. */
 export function assertChromium (): void {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing. Install Debian's Chromium: sudo apt-get update && sudo apt-get install -y chromium (CI's .ci/run does this)`)
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing. Install Debian's Chromium with the rest of what the suite needs: ${installCommand()}`)
 }
 
 export const hasChromium = (): boolean => existsSync(CHROMIUM)

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { promisify } from 'node:util'
+import { installCommand } from './system-packages'
 
-export const INSTALL_HINT = 'Kamailio 5.6 with its WebSocket, lwsc and xhttp modules is needed for the interop tests: ' +
-  'apt-get install kamailio kamailio-websocket-modules kamailio-lwsc-modules kamailio-extra-modules'
+export const INSTALL_HINT = `Kamailio 5.6 with its WebSocket, lwsc, xhttp and json modules is needed for the interop tests: ${installCommand()}`
 
 export interface Kamailio {
   port: number
