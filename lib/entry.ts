@@ -46,6 +46,7 @@ declare namespace sipWs {
   export type ClusterNodeInfo = api.ClusterNodeInfo
   export type MissingNode = api.MissingNode
   export type RedisSource = api.RedisSource
+  export type RedisClientLike = api.RedisClientLike
   export type ClusterNodeDownHook = api.ClusterNodeDownHook
 }
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { HookNotFunctionError, UnknownHookError } from './errors'
-import type { ClusterNodeInfo } from './cluster/membership'
+import type { ClusterNodeInfo } from './cluster/types'
 import type { ClosedBy } from './registry'
 
 interface WsMessageFields {

@@ -97,7 +97,7 @@ export const SipWsOptionsSchema = Type.Object({
   lwsc: LwscOptionsSchema,
   cluster: Type.Optional(Type.Object({
     // A redis:// URL, ioredis options, or an ioredis client (@fastify/redis's app.redis): passed as given.
-    redis: Type.Unsafe<import('./cluster/redis').RedisSource>(Type.Union([
+    redis: Type.Unsafe<import('./cluster/types').RedisSource>(Type.Union([
       Type.String({ pattern: '^rediss?://' }),
       Type.Object({}, { additionalProperties: true })
     ], { expected: 'a redis:// URL, ioredis options or an ioredis client' })),

@@ -3,7 +3,7 @@ import type { Hooks } from './hooks'
 import { drainWithin } from './drain'
 import type { SipWsOptionsResolved } from './options'
 import { preflight, rpcAccessHook } from './rpc-access'
-import type { WsCluster } from './cluster'
+import type { WsCluster } from './cluster/types'
 import { DUMP_ORDERS, dumpLine, type DumpOrder } from './registry'
 import type { WsServer } from './server'
 

@@ -1,59 +1,16 @@
 import type { FastifyInstance } from 'fastify'
 import { CLOSE_NORMAL, CLOSE_REASONS } from '../constants'
 import type { Hooks } from '../hooks'
-import type { ConnectionInfo, DumpOrder, DumpResult } from '../registry'
+import type { ConnectionInfo, DumpOrder } from '../registry'
 import { DUMP_LIMIT, DUMP_ORDERS } from '../registry'
 import { BadDumpOrderError } from '../errors'
 import { checkClose, type WsServer } from '../server'
 import type { StatsSnapshot } from '../stats'
-import type { ClusterNodeInfo } from './membership'
 import { ClusterNode, type ClusterSettings, type ViewAnswer } from './node'
-import { redisPair, type RedisSource } from './redis'
+import { redisPair } from './redis'
+import type { ClusterNodeInfo, MissingNode, RedisSource, WsCluster } from './types'
 import { CLOSE, closeBody, PING, PONG, SEND_BINARY, SEND_TEXT } from './wire'
 
-export type { ClusterNodeInfo } from './membership'
-export type { RedisSource } from './redis'
-
-/** A node that did not answer a cluster-wide view in time. */
-export interface MissingNode {
-  instance: string
-  slot: number
-}
-
-/** `wsCluster.dump()`: the first 50 connections cluster-wide, in the order asked. */
-export interface ClusterDump extends DumpResult {
-  /** Nodes whose connections are in the result, this one included. */
-  answered: number
-  /** Nodes that did not answer within `requestTimeout`: the result is partial without them. */
-  missing: MissingNode[]
-}
-
-export interface ClusterStats {
-  /** Every counter summed over the nodes that answered (maxima are sums of each node's maximum). */
-  total: StatsSnapshot
-  /** Each answering node's own counters, by instance. */
-  nodes: Record<string, StatsSnapshot>
-  missing: MissingNode[]
-}
-
-/** `app.wsCluster`: the cluster-wide operations, each confirmed by the node that holds the connection. */
-export interface WsCluster {
-  /** This process's name in the cluster (random per start, with the pid). */
-  readonly instance: string
-  /**
-   * Sends to a connection on any node; resolves true once its node says it was open and took the data,
-   * false when no live node has it. Rejects with FST_SIPWS_CLUSTER_UNAVAILABLE (Redis away),
-   * FST_SIPWS_CLUSTER_TIMEOUT or FST_SIPWS_CLUSTER_NODE_GONE when the outcome cannot be known.
-   */
-  send: (id: number, data: string | Buffer | Uint8Array) => Promise<boolean>
-  close: (id: number, status?: number, reason?: string) => Promise<boolean>
-  ping: (id: number) => Promise<boolean>
-  pong: (id: number) => Promise<boolean>
-  dump: (order?: DumpOrder) => Promise<ClusterDump>
-  stats: () => Promise<ClusterStats>
-  /** The live nodes as this one sees them, this one first. */
-  nodes: () => ClusterNodeInfo[]
-}
 
 export interface ClusterOptions extends Omit<ClusterSettings, 'prefix'> {
   redis: RedisSource

@@ -1,19 +1,4 @@
-/** A node as the others see it, from its heartbeats. */
-export interface ClusterNodeInfo {
-  /** Random per process start: a restarted node is a new node. */
-  instance: string
-  /** The slot it makes new ids under (-1 while it holds none). */
-  slot: number
-  /** Every lease it still has connections under (slot and epoch together, see ids.ts). */
-  prefixes: number[]
-  host: string
-  pid: number
-  /** Open connections when it last said. */
-  connections: number
-  /** Milliseconds (Date.now()) of its last heartbeat; now for this node. */
-  lastSeen: number
-  self: boolean
-}
+import type { ClusterNodeInfo } from './types'
 
 /** What a heartbeat carries. */
 export interface Heartbeat {

@@ -1,8 +1,7 @@
 import type { Redis, RedisOptions } from 'ioredis'
 import { InvalidOptionError } from '../errors'
 
-/** What `cluster.redis` may be: a `redis://` URL, ioredis options, or a client (`@fastify/redis`'s `app.redis`). */
-export type RedisSource = string | RedisOptions | Redis
+import type { RedisSource } from './types'
 
 export interface RedisPair {
   /** Commands and publishes. */
@@ -43,7 +42,7 @@ export function redisPair (source: RedisSource): RedisPair {
     return { commands: source, subscriber, quit: async () => { subscriber.disconnect() } }
   }
   const IORedis = load()
-  const make = (): Redis => typeof source === 'string' ? new IORedis(source, OURS) : new IORedis({ ...source, ...OURS })
+  const make = (): Redis => typeof source === 'string' ? new IORedis(source, OURS) : new IORedis({ ...(source as RedisOptions), ...OURS })
   const commands = make()
   const subscriber = make()
   return {

@@ -134,9 +134,12 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
         assert.equal(session.direction, 'incoming')
         assert.equal(session.remote_identity.uri.user, 'caller')
         const confirmed = sessionEvent(session, 'confirmed', 'the ACK')
+        // Listened for before the ACK: the phone sends ACK and BYE back to back, and both may reach alice in
+        // one read, so 'ended' can fire in the same tick as 'confirmed'.
+        const ended = sessionEvent(session, 'ended', 'the BYE')
+        ended.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
         session.answer(NO_MEDIA)
         await confirmed
-        const ended = sessionEvent(session, 'ended', 'the BYE')
         if (who === 'alice') session.terminate()
         await ended
         await sippPassed(caller, scenario)
