@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { ClusterLocations } from './cluster-locations'
 import type { CoreSource, CoreTransport } from './core-transport'
 import { CoreTransactions } from './core-transactions'
 import { FlowTokens } from './flow-token'
@@ -32,6 +33,8 @@ export interface CoreBridgeOptions {
   sendWs: (id: number, text: string) => boolean
   log: FastifyBaseLogger
   serverName: string
+  /** In a cluster: reaches flows that are connections of other nodes. */
+  cluster?: ClusterLocations
 }
 
 /** RFC 3261 §18.1.1: a UDP request over 1300 bytes (the path MTU is unknown) goes over TCP instead. */
@@ -47,6 +50,10 @@ export const UDP_LIMIT = 1300
  * - a request from the core carries that token in its top Route and is written to that connection, or
  *   answered 430 Flow Failed when it is gone and 403 when the token is not ours;
  * - responses go back by Via, statelessly; UDP retransmissions from the core are absorbed.
+ *
+ * In a cluster, tokens and connection ids are cluster-wide: a request from the core whose token names a
+ * connection of another node (the core sent it to a SIP address the nodes share) goes there with a
+ * confirmed `wsCluster.send`, and a route with any node's token is a route of this edge.
  */
 export class CoreBridge {
   private readonly tokens: FlowTokens
@@ -65,7 +72,7 @@ export class CoreBridge {
     const ws = this.options.connection(id)
     for (let i = 0; i < 2; i++) {
       const uri = topRoute(request)
-      if (uri === null || !(this.isCoreFacing(uri) || (ws !== undefined && isWsFacing(uri, ws)))) return
+      if (uri === null || !(this.isCoreFacing(uri) || this.hasToken(uri) || (ws !== undefined && isWsFacing(uri, ws)))) return
       request.shift('route', splitList)
     }
   }
@@ -167,10 +174,18 @@ export class CoreBridge {
       return
     }
     const ws = this.options.connection(flow)
-    if (ws === undefined) {
+    if (ws !== undefined) {
+      if (!this.options.sendWs(flow, this.toFlow(request, flow, ws))) this.flowGone(request, flow)
+      else this.options.log.debug({ to: flow, method: request.method }, 'sip core: request relayed to its flow')
+    } else if (this.options.cluster !== undefined) {
+      void this.toRemoteFlow(this.options.cluster, request, flow)
+    } else {
       this.flowFailed(request, flow)
-      return
     }
+  }
+
+  /** The request as it goes to the client over flow `flow`, whose local side is `ws`. */
+  private toFlow (request: SipRequest, flow: number, ws: WsSide): string {
     const top = topRoute(request)
     if (top !== null && isWsFacing(top, ws)) request.shift('route', splitList)
     if (request.method === 'INVITE') this.reply(request, 100, 'Trying')
@@ -179,12 +194,40 @@ export class CoreBridge {
       request.prepend('Record-Route', wsFacingRoute(ws))
     }
     request.prepend('Via', this.options.via.make(request, ws.secure === true ? 'WSS' : 'WS', hostPort({ host: ws.localAddress, port: ws.localPort }), 'core'))
-    if (!this.options.sendWs(flow, request.toString())) {
-      request.shift('via', splitList)
+    return request.toString()
+  }
+
+  /**
+   * A flow on another node: its local side (for the Via and the WebSocket-facing Record-Route, which
+   * that node must recognise as its own) was recorded in Redis with the client's bindings. 430 when
+   * there is none, or when its node says the connection is gone or does not answer.
+   */
+  private async toRemoteFlow (cluster: ClusterLocations, request: SipRequest, flow: number): Promise<void> {
+    const ws = await cluster.connection(flow).catch((err: unknown) => {
+      this.options.log.info({ err, flow }, 'sip core: flow of another node not looked up')
+      return null
+    })
+    if (ws === null) {
       this.flowFailed(request, flow)
       return
     }
-    this.options.log.debug({ to: flow, method: request.method }, 'sip core: request relayed to its flow')
+    const text = this.toFlow(request, flow, ws)
+    if (request.method === 'ACK') {
+      this.options.sendWs(flow, text)
+      return
+    }
+    const delivered = await cluster.send(flow, text).catch((err: unknown) => {
+      this.options.log.info({ err, flow }, 'sip core: relay to another node not confirmed')
+      return false
+    })
+    if (!delivered) this.flowGone(request, flow)
+    else this.options.log.debug({ to: flow, method: request.method }, 'sip core: request relayed to its flow on another node')
+  }
+
+  /** The request was not taken by its flow: its own Via off again, and 430. */
+  private flowGone (request: SipRequest, flow: number): void {
+    request.shift('via', splitList)
+    this.flowFailed(request, flow)
   }
 
   /** RFC 5626 §5.3: the flow the token names is gone, so the core may try another binding. */
@@ -237,6 +280,11 @@ export class CoreBridge {
   private coreFacingHost (): string {
     const local = this.options.transport.local
     return hostPort(local) + (local.transport === 'tcp' ? ';transport=tcp' : '')
+  }
+
+  /** A route whose user part is a flow token this edge (any node of its cluster) made. */
+  private hasToken (uri: SipUri): boolean {
+    return uri.user !== null && this.tokens.read(uri.user) !== null
   }
 
   private isCoreFacing (uri: SipUri): boolean {

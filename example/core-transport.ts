@@ -49,9 +49,10 @@ export class CoreTransport {
       const udp = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4' })
       const server = net.createServer((socket) => { this.adopt(socket) })
       try {
-        udp.bind(port, host)
+        // Exclusive: under WORKERS each worker binds its own port, not a handle shared through the primary.
+        udp.bind({ port, address: host, exclusive: true })
         await once(udp, 'listening')
-        server.listen(udp.address().port, host)
+        server.listen({ port: udp.address().port, host, exclusive: true })
         await once(server, 'listening')
       } catch (err) {
         udp.close()

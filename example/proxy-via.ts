@@ -30,7 +30,8 @@ export class ProxyVia {
     const top = response.get('via')
     const via = top === undefined ? null : parseVia(splitList(top)[0] ?? '')
     const cid = via?.params.get(CID_PARAM)
-    if (via === null || cid === undefined || cid === null || !(/^\d{1,15}$/.test(cid) || cid === 'core')) return { problem: 'not ours' }
+    // Ids are safe integers: up to 16 digits (cluster-mode ids reach 2^53).
+    if (via === null || cid === undefined || cid === null || !((/^\d{1,16}$/.test(cid) && Number.isSafeInteger(Number(cid))) || cid === 'core')) return { problem: 'not ours' }
     const source: ViaSource = cid === 'core' ? 'core' : Number(cid)
     response.shift('via', splitList)
     if (response.get('via') === undefined || via.params.get('branch') !== this.branch(source, previousBranch(response))) return { problem: 'forged' }

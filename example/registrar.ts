@@ -13,6 +13,14 @@ export interface Binding {
   expiresAt: number
 }
 
+/** Told of the bindings a UA makes and removes (cluster mode writes them through to Redis). */
+export interface RegistrarListener {
+  /** A binding was made or refreshed. */
+  saved: (binding: Binding) => void
+  /** A binding was removed by its UA, or with its connection; not one that expired (a copy expires alone). */
+  removed: (binding: Binding) => void
+}
+
 /**
  * The location service of a registrar (RFC 3261 §10.3) for a single domain: the domain part of an AOR is
  * ignored, which is what lets a page opened as `127.0.0.1` and one opened as `localhost` reach each other.
@@ -26,6 +34,7 @@ export class Registrar {
   /** `user@host` of each contact URI: how an in-dialog request (Request-URI = a Contact) finds its UA. */
   private readonly byContact = new Map<string, Binding>()
   private readonly byConnection = new Map<number, Set<Binding>>()
+  listener: RegistrarListener | null = null
 
   constructor (readonly maxPerConnection = 32, private readonly now: () => number = Date.now) {}
 
@@ -38,9 +47,11 @@ export class Registrar {
     const list = this.live(aor)
     const existing = list.find((b) => contactKey(b.parsed) === key)
     if (existing !== undefined) this.delete(existing)
-    if (expires === 0) return true
     const owned = this.byConnection.get(connectionId)
-    if (owned !== undefined && owned.size >= this.maxPerConnection) return false
+    if (expires === 0 || (owned !== undefined && owned.size >= this.maxPerConnection)) {
+      if (existing !== undefined) this.listener?.removed(existing)
+      return expires === 0
+    }
     const binding: Binding = { aor, connectionId, uri, params, parsed, expiresAt: this.now() + expires * 1000 }
     const current = this.byAor.get(aor)
     if (current === undefined) this.byAor.set(aor, [binding])
@@ -48,12 +59,17 @@ export class Registrar {
     this.byContact.set(key, binding)
     if (owned === undefined) this.byConnection.set(connectionId, new Set([binding]))
     else owned.add(binding)
+    // A refresh, or the same contact over a new connection, replaces the old binding where it is stored.
+    this.listener?.saved(binding)
     return true
   }
 
   /** `Contact: *` with `Expires: 0` (RFC 3261 §10.2.2): every binding of the AOR goes. */
   removeAll (aor: string): void {
-    for (const binding of this.byAor.get(aor) ?? []) this.delete(binding)
+    for (const binding of [...this.byAor.get(aor) ?? []]) {
+      this.delete(binding)
+      this.listener?.removed(binding)
+    }
   }
 
   /** The live bindings of an AOR, oldest first. */
@@ -85,9 +101,18 @@ export class Registrar {
     for (const binding of owned) {
       aors.add(binding.aor)
       this.delete(binding)
+      this.listener?.removed(binding)
     }
     this.byConnection.delete(connectionId)
     return [...aors]
+  }
+
+  /** Every binding not yet expired. */
+  * all (): IterableIterator<Binding> {
+    const now = this.now()
+    for (const owned of this.byConnection.values()) {
+      for (const binding of owned) if (binding.expiresAt > now) yield binding
+    }
   }
 
   /** Number of AORs with at least one binding (expired ones included until read). */

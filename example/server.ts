@@ -1,14 +1,18 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import cluster from 'node:cluster'
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import pino from 'pino'
 import sipWs from '../lib'
 import { adminAccess } from './admin-access'
 import { browserBundle } from './browser-bundle'
+import { ClusterLink } from './cluster-link'
 import { CoreBridge } from './core-bridge'
 import { CoreTransport } from './core-transport'
 import { formatSipAddress, parseSipAddress } from './sip-address'
 import { SERVER_NAME, SipProxy } from './sip-proxy'
+import { runPrimary, WORKER_INDEX, workerCount } from './workers'
 
 export interface ExampleOptions {
   logger?: FastifyServerOptions['logger']
@@ -28,6 +32,11 @@ export interface ExampleOptions {
   sipCore?: string
   /** The edge's own SIP address towards the core (env SIP_LISTEN); port 0 picks one. */
   sipListen?: string
+  /**
+   * A `redis://` URL (env REDIS_URL): this server becomes a node of the cluster that Redis holds, the
+   * plugin's `cluster` option, with the registrar's bindings and the Via and flow-token keys shared there.
+   */
+  redisUrl?: string
 }
 
 /** Where the edge listens for the core when SIP_CORE is set and SIP_LISTEN is not. */
@@ -51,16 +60,29 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
   const core = opts.sipCore === undefined ? undefined : parseSipAddress(opts.sipCore, 'sipCore (SIP_CORE)')
   const listen = core === undefined ? undefined : parseSipAddress(opts.sipListen ?? DEFAULT_SIP_LISTEN, 'sipListen (SIP_LISTEN)')
   const app = Fastify({ logger: opts.logger ?? false })
-  await app.register(sipWs, {
-    path: '/',
-    subProtocols: ['sip'],
-    corsMode: 0,
-    keepaliveTimeout: opts.keepaliveTimeout ?? 30000,
-    // No allowedOrigins: no web page may call /RPC. ALLOWED_HOSTS guards it against DNS rebinding too.
-    rpc: { path: '/RPC', allowedHosts: opts.allowedHosts }
-  })
+  const link = opts.redisUrl === undefined ? undefined : await ClusterLink.open(opts.redisUrl)
+  try {
+    await app.register(sipWs, {
+      path: '/',
+      subProtocols: ['sip'],
+      corsMode: 0,
+      keepaliveTimeout: opts.keepaliveTimeout ?? 30000,
+      // No allowedOrigins: no web page may call /RPC. ALLOWED_HOSTS guards it against DNS rebinding too.
+      rpc: { path: '/RPC', allowedHosts: opts.allowedHosts },
+      cluster: link?.pluginOptions
+    })
+  } catch (err) {
+    link?.close()
+    throw err
+  }
 
-  const proxy = new SipProxy({ send: (id, text) => app.wsSend(id, text), log: app.log })
+  // app.wsSend takes any node's connection id; for another node's it is one publish through Redis.
+  const proxy = new SipProxy({ send: (id, text) => app.wsSend(id, text), log: app.log, secret: link?.keys.via })
+  const locations = link?.locations(app)
+  if (link !== undefined && locations !== undefined) {
+    proxy.attachCluster(locations)
+    link.attach(app, proxy, locations)
+  }
   if (core !== undefined && listen !== undefined) {
     let bridge: CoreBridge | undefined
     const transport = new CoreTransport({ listen, log: app.log, onMessage: (data, source) => { bridge?.fromCore(data, source) } })
@@ -68,12 +90,13 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
       core,
       transport,
       via: proxy.via,
-      tokenKey: randomBytes(32),
+      tokenKey: link?.keys.flowTokens ?? randomBytes(32),
       registrar: proxy.registrar,
       connection: (id) => proxy.connection(id),
       sendWs: (id, text) => app.wsSend(id, text),
       log: app.log,
-      serverName: SERVER_NAME
+      serverName: SERVER_NAME,
+      cluster: locations
     })
     proxy.attachCore(bridge)
     try {
@@ -96,7 +119,8 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
       secure: event.request.protocol === 'https'
     })
   })
-  app.addWsHook('websocket:message', (message) => { proxy.message(message.id, message.data) })
+  // A promise (a lookup in Redis, in a cluster) holds the connection's next message until it settles.
+  app.addWsHook('websocket:message', (message) => proxy.message(message.id, message.data))
   app.addWsHook('websocket:closed', (event) => {
     proxy.closed(event.id)
     app.log.info({ id: event.id, remoteAddress: event.remoteAddress, remotePort: event.remotePort, code: event.code, reason: event.reason, by: event.by }, 'websocket closed')
@@ -153,12 +177,15 @@ function list (value: string | undefined): string[] | undefined {
   return value.split(',').map((item) => item.trim()).filter((item) => item !== '')
 }
 
-/** The example's options from the environment (see doc/example.md). */
+/** The example's options from the environment (see the README's example section). */
 export function optionsFromEnv (env: NodeJS.ProcessEnv): ExampleOptions & { host: string, port: number } {
   const port = Number(env.PORT ?? 8080)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${JSON.stringify(env.PORT)}`)
   const keepalive = milliseconds(env, 'KEEPALIVE_TIMEOUT')
   const drain = milliseconds(env, 'DRAIN_MS')
+  const sipCore = nonEmpty(env.SIP_CORE)
+  const redisUrl = nonEmpty(env.REDIS_URL)
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw new Error(`REDIS_URL must be a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}`)
   return {
     host: env.HOST ?? '127.0.0.1',
     port,
@@ -169,9 +196,25 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): ExampleOptions & { host
     keepaliveTimeout: keepalive,
     drainWithin: drain,
     rpcToken: env.RPC_TOKEN === undefined || env.RPC_TOKEN === '' ? undefined : env.RPC_TOKEN,
-    sipCore: env.SIP_CORE === undefined || env.SIP_CORE === '' ? undefined : env.SIP_CORE,
-    sipListen: env.SIP_LISTEN === undefined || env.SIP_LISTEN === '' ? undefined : env.SIP_LISTEN
+    sipCore,
+    sipListen: workerSipListen(nonEmpty(env.SIP_LISTEN) ?? (sipCore === undefined ? undefined : DEFAULT_SIP_LISTEN), env[WORKER_INDEX]),
+    redisUrl
   }
+}
+
+function nonEmpty (value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value
+}
+
+/**
+ * Under WORKERS, worker i listens towards the core on SIP_LISTEN's port + i (port 0: each picks its own),
+ * so the core reaches each worker at the address its Path names: retransmissions and TCP connections
+ * stay with the worker that holds the client's connection.
+ */
+function workerSipListen (listen: string | undefined, index: string | undefined): string | undefined {
+  if (listen === undefined || index === undefined || index === '0') return listen
+  const address = parseSipAddress(listen, 'sipListen (SIP_LISTEN)')
+  return address.port === 0 ? listen : formatSipAddress({ ...address, port: address.port + Number(index) })
 }
 
 function milliseconds (env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -206,6 +249,11 @@ function stopOnSignals (app: FastifyInstance, drainWithin: number): void {
 
 async function main (): Promise<void> {
   const { host, port, drainWithin, ...options } = optionsFromEnv(process.env)
+  const workers = workerCount(process.env)
+  if (workers > 1 && cluster.isPrimary) {
+    runPrimary(workers, pino({ level: process.env.LOG_LEVEL ?? 'info' }))
+    return
+  }
   const app = await buildServer(options)
   stopOnSignals(app, drainWithin ?? 5000)
   await app.listen({ host, port })

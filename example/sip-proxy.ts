@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
+import type { ClusterLocations } from './cluster-locations'
 import type { CoreBridge } from './core-bridge'
 import { ProxyVia } from './proxy-via'
+import type { RemoteBinding } from './redis-bindings'
 import { Registrar, type Binding } from './registrar'
 import { formatHost, parseNameAddr, parseUri, splitList, type NameAddr, type SipUri } from './sip-header'
 import { parseSip, SipParseError, SipResponse, type SipMessage, type SipRequest } from './sip-message'
@@ -43,6 +45,11 @@ const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDAT
  *
  * With a core (`attachCore`), REGISTER and every request for someone not registered here go to the core
  * through the CoreBridge, and responses for the core's requests go back to it.
+ *
+ * In a cluster (`attachCluster`), bindings are written through to Redis, and a request for a user not
+ * registered on this node is looked up there and sent to its node's connection with a confirmed
+ * `wsCluster.send`. Connection ids are cluster-wide, so the Via's `cid` leads a response back from any
+ * node. Only those lookups wait (on Redis); everything local stays synchronous.
  */
 export class SipProxy {
   readonly registrar: Registrar
@@ -51,6 +58,7 @@ export class SipProxy {
   private readonly maxExpires: number
   private readonly serverName: string
   private core: CoreBridge | undefined
+  private cluster: ClusterLocations | undefined
 
   constructor (private readonly options: SipProxyOptions) {
     this.registrar = new Registrar(32, options.now)
@@ -62,6 +70,20 @@ export class SipProxy {
   /** Sends what is not for a client of this edge to a SIP core. */
   attachCore (core: CoreBridge): void {
     this.core = core
+  }
+
+  /** Shares the bindings with the other nodes of a cluster, and reaches theirs. */
+  attachCluster (cluster: ClusterLocations): void {
+    this.cluster = cluster
+    this.registrar.listener = {
+      saved: (binding) => { cluster.saved(binding, this.connections.get(binding.connectionId)) },
+      removed: (binding) => { cluster.removed(binding) }
+    }
+  }
+
+  /** Writes this node's bindings to the cluster again (Redis came back); returns how many. */
+  resyncCluster (): number {
+    return this.cluster?.resync(this.registrar.all(), (id) => this.connections.get(id)) ?? 0
   }
 
   /** The local side of an open connection. */
@@ -76,12 +98,19 @@ export class SipProxy {
   closed (id: number): string[] {
     this.connections.delete(id)
     const aors = this.registrar.dropConnection(id)
-    if (aors.length > 0) this.options.log.info({ id, aors }, 'sip: bindings dropped with their connection')
+    if (aors.length > 0) {
+      this.cluster?.closed(id)
+      this.options.log.info({ id, aors }, 'sip: bindings dropped with their connection')
+    }
     return aors
   }
 
-  /** One WebSocket message. Never throws: bad input gets a 400 (requests) or is dropped (responses). */
-  message (id: number, data: string | Buffer): void {
+  /**
+   * One WebSocket message. Never throws or rejects: bad input gets a 400 (requests) or is dropped
+   * (responses). Returns a promise only when the message waits on the cluster (a lookup in Redis), so the
+   * plugin runs the connection's next message after it: an INVITE's CANCEL never overtakes it.
+   */
+  message (id: number, data: string | Buffer): void | Promise<void> {
     let message: SipMessage
     try {
       message = parseSip(data)
@@ -90,18 +119,26 @@ export class SipProxy {
       return
     }
     try {
-      if (message.kind === 'response') this.routeResponse(id, message)
-      else this.routeRequest(id, message)
+      if (message.kind === 'response') {
+        this.routeResponse(id, message)
+        return
+      }
+      const pending = this.routeRequest(id, message)
+      if (pending !== undefined) return pending.catch((err: unknown) => { this.failed(id, message, err) })
     } catch (err) {
-      // A bug here must cost one message, not the connection or the process.
-      this.options.log.error({ err, id }, 'sip: message handling failed')
-      if (message.kind === 'request' && message.method !== 'ACK') this.reply(id, message, 500, 'Server Internal Error')
+      this.failed(id, message, err)
     }
+  }
+
+  /** A bug here must cost one message, not the connection or the process. */
+  private failed (id: number, message: SipMessage, err: unknown): void {
+    this.options.log.error({ err, id }, 'sip: message handling failed')
+    if (message.kind === 'request' && message.method !== 'ACK') this.reply(id, message, 500, 'Server Internal Error')
   }
 
   // ---- requests --------------------------------------------------------------------------------------
 
-  private routeRequest (id: number, request: SipRequest): void {
+  private routeRequest (id: number, request: SipRequest): void | Promise<void> {
     const problem = validate(request)
     if (problem !== null) {
       this.options.log.info({ id, method: request.method, problem }, 'sip: bad request')
@@ -113,10 +150,7 @@ export class SipProxy {
       if (request.method !== 'ACK') this.reply(id, request, 416, 'Unsupported URI Scheme')
       return
     }
-    if (request.method === 'REGISTER' && this.core === undefined) {
-      this.register(id, request)
-      return
-    }
+    if (request.method === 'REGISTER' && this.core === undefined) return this.register(id, request)
     if (ruri.user === null && request.method !== 'REGISTER') {
       // Addressed to the proxy itself (no user part).
       if (request.method === 'OPTIONS') {
@@ -126,10 +160,10 @@ export class SipProxy {
       }
       return
     }
-    this.relay(id, request, ruri)
+    return this.relay(id, request, ruri)
   }
 
-  private register (id: number, request: SipRequest): void {
+  private register (id: number, request: SipRequest): void | Promise<void> {
     const to = parseNameAddr(request.get('to') ?? '')
     const aor = to === null ? null : parseUri(to.uri)
     if (aor === null || aor.user === null) {
@@ -156,8 +190,7 @@ export class SipProxy {
       }
       this.registrar.removeAll(user)
       this.options.log.info({ id, aor: user }, 'sip: all bindings removed')
-      this.reply(id, request, 200, 'OK')
-      return
+      return this.replyWritten(id, request, 200, 'OK')
     }
 
     const updates: Array<{ uri: string, parsed: SipUri, contact: NameAddr, expires: number }> = []
@@ -186,32 +219,51 @@ export class SipProxy {
       this.options.log.info({ id, aor: user, contact: uri, expires }, expires === 0 ? 'sip: unregistered' : 'sip: registered')
     }
     const extra: Array<[string, string]> = this.registrar.bindings(user).map((b) => ['Contact', this.registrar.contactValue(b)])
-    this.reply(id, request, 200, 'OK', extra)
+    return this.replyWritten(id, request, 200, 'OK', extra)
+  }
+
+  /**
+   * In a cluster, a REGISTER is answered once Redis has its bindings, so another node finds them as soon
+   * as the UA knows it is registered. (The 200 lists the bindings made through this node.)
+   */
+  private replyWritten (id: number, request: SipRequest, status: number, reason: string, extra: Array<[string, string]> = []): void | Promise<void> {
+    if (this.cluster === undefined) {
+      this.reply(id, request, status, reason, extra)
+      return
+    }
+    return this.cluster.written().then(() => { this.reply(id, request, status, reason, extra) })
   }
 
   /** RFC 3261 §16.4–16.6 for one target, stateless. */
-  private relay (id: number, request: SipRequest, ruri: SipUri): void {
-    const noAnswer = request.method === 'ACK'
+  private relay (id: number, request: SipRequest, ruri: SipUri): void | Promise<void> {
     if (!decrementMaxForwards(request)) {
-      if (!noAnswer) this.reply(id, request, 483, 'Too Many Hops')
+      if (request.method !== 'ACK') this.reply(id, request, 483, 'Too Many Hops')
       return
     }
     if (this.core !== undefined) {
       // A request that still has a Route after ours follows it (a dialog set up through the core).
       this.core.popOwnRoutes(id, request)
-      const binding = request.method === 'REGISTER' || request.has('route') ? undefined : this.lookup(ruri)
-      if (binding === undefined) this.core.toCore(id, request)
-      else this.relayTo(id, request, binding)
-      return
+      if (request.method === 'REGISTER' || request.has('route')) {
+        this.core.toCore(id, request)
+        return
+      }
+    } else {
+      this.popOwnRoute(id, request)
     }
-    this.popOwnRoute(id, request)
     const binding = this.lookup(ruri)
-    if (binding === undefined) {
-      this.options.log.debug({ id, method: request.method, user: ruri.user }, 'sip: no binding')
-      if (!noAnswer) this.reply(id, request, 404, 'Not Found')
+    if (binding !== undefined) this.relayTo(id, request, binding)
+    else if (this.cluster !== undefined) return this.relayRemote(this.cluster, id, request, ruri)
+    else this.noBinding(id, request, ruri)
+  }
+
+  /** Nobody the request is for is registered (anywhere in the cluster): to the core, else 404. */
+  private noBinding (id: number, request: SipRequest, ruri: SipUri): void {
+    if (this.core !== undefined) {
+      this.core.toCore(id, request)
       return
     }
-    this.relayTo(id, request, binding)
+    this.options.log.debug({ id, method: request.method, user: ruri.user }, 'sip: no binding')
+    if (request.method !== 'ACK') this.reply(id, request, 404, 'Not Found')
   }
 
   /** The open binding a Request-URI names: an AOR's newest, or the one whose contact it is. */
@@ -223,15 +275,77 @@ export class SipProxy {
   private relayTo (id: number, request: SipRequest, binding: Binding): void {
     const target = this.connections.get(binding.connectionId)
     if (target === undefined) return
-    // A registrar-proxy retargets to the registered contact (RFC 3261 §16.5): UAs such as JsSIP answer
-    // 404 to a Request-URI that is neither their AOR's user nor their contact.
-    request.uri = binding.uri
-    request.prepend('Via', this.via.make(request, target.secure === true ? 'WSS' : 'WS', `${formatHost(target.localAddress)}:${target.localPort}`, id))
+    this.retarget(id, request, binding, target)
     if (!this.options.send(binding.connectionId, request.toString())) {
-      if (request.method !== 'ACK') this.reply(id, request, 480, 'Temporarily Unavailable')
+      this.notRelayed(id, request)
       return
     }
     this.options.log.debug({ id, to: binding.connectionId, method: request.method, aor: binding.aor }, 'sip: relayed request')
+  }
+
+  /**
+   * To a binding on another node: looked up in Redis, sent with a confirmed `wsCluster.send`. The send is
+   * made at once, in order with every other of this node; only its outcome is awaited, off this
+   * connection's queue. False (the connection or its node is gone) gets 480 and drops the binding; no
+   * answer in time gets 480. A binding whose node is known gone was purged by the lookup: 404 (or the
+   * core's answer), at once.
+   */
+  private async relayRemote (cluster: ClusterLocations, id: number, request: SipRequest, ruri: SipUri): Promise<void> {
+    let binding: RemoteBinding | null
+    try {
+      binding = await cluster.find(ruri)
+    } catch (err) {
+      this.options.log.warn({ err, id, user: ruri.user }, 'sip cluster: lookup failed')
+      // A core reaches every client of the edge through their Paths, Redis or not.
+      if (this.core !== undefined) this.core.toCore(id, request)
+      else this.unavailable(id, request)
+      return
+    }
+    if (binding === null) {
+      this.noBinding(id, request, ruri)
+      return
+    }
+    this.retarget(id, request, binding, binding.local ?? this.connections.get(id))
+    const text = request.toString()
+    if (request.method === 'ACK') {
+      // Nothing answers an ACK: one publish, unconfirmed.
+      this.options.send(binding.connectionId, text)
+      return
+    }
+    const { connectionId, node } = binding
+    cluster.send(connectionId, text).then((delivered) => {
+      if (delivered) {
+        this.options.log.debug({ id, to: connectionId, node, method: request.method }, 'sip cluster: relayed request')
+        return
+      }
+      this.notRelayed(id, request)
+      // No live connection behind it: the next request for that user is not sent there again.
+      cluster.forget(binding).catch((err: unknown) => { this.options.log.debug({ err, to: connectionId, node }, 'sip cluster: stale binding not removed') })
+    }, (err: unknown) => {
+      this.options.log.info({ err, id, to: connectionId, node }, 'sip cluster: relay not confirmed')
+      this.notRelayed(id, request)
+    })
+  }
+
+  /**
+   * A registrar-proxy retargets to the registered contact (RFC 3261 §16.5): UAs such as JsSIP answer 404
+   * to a Request-URI that is neither their AOR's user nor their contact. The Via names the source
+   * connection and is sent by the target connection's local side.
+   */
+  private retarget (id: number, request: SipRequest, binding: { uri: string }, target: ConnectionLocal | undefined): void {
+    request.uri = binding.uri
+    const sentBy = target === undefined ? 'invalid' : `${formatHost(target.localAddress)}:${target.localPort}`
+    request.prepend('Via', this.via.make(request, target?.secure === true ? 'WSS' : 'WS', sentBy, id))
+  }
+
+  private unavailable (id: number, request: SipRequest): void {
+    if (request.method !== 'ACK') this.reply(id, request, 480, 'Temporarily Unavailable')
+  }
+
+  /** The target did not take a request we had put our Via on: the 480 goes to the sender's Via. */
+  private notRelayed (id: number, request: SipRequest): void {
+    request.shift('via', splitList)
+    this.unavailable(id, request)
   }
 
   /** A Route naming this proxy with `lr` (a preloaded route, RFC 3261 §16.4) is ours to remove. */

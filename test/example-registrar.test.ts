@@ -51,3 +51,34 @@ test('a connection holds at most maxPerConnection bindings', () => {
   assert.equal(registrar.update('user9', 7, extra.uri, extra.parsed, new Map(), 60), false)
   assert.equal(registrar.update('user9', 8, extra.uri, extra.parsed, new Map(), 60), true, 'another connection is not limited by it')
 })
+
+test('the listener hears every binding made, refreshed and removed by a UA or with its connection, not expiries', () => {
+  let now = 1_000_000
+  const registrar = new Registrar(32, () => now)
+  const heard: string[] = []
+  registrar.listener = {
+    saved: (b) => { heard.push(`saved ${b.aor} ${b.connectionId}`) },
+    removed: (b) => { heard.push(`removed ${b.aor} ${b.connectionId}`) }
+  }
+  const a = contact('sip:a1@x.invalid')
+  const b = contact('sip:a2@y.invalid')
+  const c = contact('sip:c1@z.invalid')
+  registrar.update('alice', 1, a.uri, a.parsed, new Map(), 60)
+  registrar.update('alice', 1, a.uri, a.parsed, new Map(), 120)
+  registrar.update('alice', 2, b.uri, b.parsed, new Map(), 60)
+  registrar.update('carol', 3, c.uri, c.parsed, new Map(), 10)
+  assert.deepEqual([...registrar.all()].map((x) => x.aor).sort(), ['alice', 'alice', 'carol'])
+  now += 10_000
+  assert.deepEqual([...registrar.all()].map((x) => x.aor), ['alice', 'alice'], 'all() leaves out what expired')
+  registrar.removeAll('alice')
+  assert.deepEqual(registrar.bindings('alice'), [], 'every binding of the AOR went')
+  registrar.update('alice', 1, a.uri, a.parsed, new Map(), 60)
+  registrar.update('alice', 1, a.uri, a.parsed, new Map(), 0)
+  registrar.update('alice', 4, a.uri, a.parsed, new Map(), 60)
+  registrar.dropConnection(4)
+  assert.deepEqual(heard, [
+    'saved alice 1', 'saved alice 1', 'saved alice 2', 'saved carol 3',
+    'removed alice 1', 'removed alice 2',
+    'saved alice 1', 'removed alice 1', 'saved alice 4', 'removed alice 4'
+  ])
+})

@@ -2,32 +2,14 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import * as JsSIP from 'jssip'
-import type { RTCSession, RTCSessionEventMap } from 'jssip/lib/RTCSession'
 import { splitList } from '../../example/sip-header'
 import { SipRequest, SipResponse, type SipMessage } from '../../example/sip-message'
-import { kamailioRpc, type Kamailio } from '../helpers/kamailio'
+import type { Kamailio } from '../helpers/kamailio'
 import { freePort } from '../helpers/lwsc'
 import { SIPP, SIPP_HINT, sippPassed, startSipp } from '../helpers/sipp'
 import { RawSipClient, within, type Example } from './helpers'
-import { incomingMessage, installNodeWebRtc, NO_MEDIA, registered, send, stop, userAgent } from './jssip-node'
-import { registeredPhone, startEdgeWithCore, type EdgeWithCore } from './sip-core'
-
-interface UlContact { Address: string, Path: string, Instance: string }
-interface UlDump { Domains: Array<{ Domain: { AoRs: Array<{ Info: { AoR: string, Contacts: Array<{ Contact: UlContact }> } }> } }> }
-
-/** The contacts the core's usrloc holds for `aor` (Kamailio's `ul.dump`). */
-async function coreContacts (port: number, aor: string): Promise<UlContact[]> {
-  const dump = await kamailioRpc(port, 'ul.dump') as UlDump
-  const record = dump.Domains.flatMap((d) => d.Domain.AoRs).find((a) => a.Info.AoR === aor)
-  return record?.Info.Contacts.map((c) => c.Contact) ?? []
-}
-
-/** The flow token in a Path value: `<sip:TOKEN@host:port;lr;ob>`. */
-function tokenOf (path: string): string {
-  const match = /^<sip:([^@]+)@/.exec(path)
-  assert.ok(match !== null, `a Path with a token: ${path}`)
-  return match[1]
-}
+import { incomingCall, incomingMessage, installNodeWebRtc, NO_MEDIA, registered, send, sessionEvent, stop, userAgent } from './jssip-node'
+import { coreContacts, registeredPhone, startEdgeWithCore, tokenOf, type EdgeWithCore } from './sip-core'
 
 function asRequest (message: SipMessage, method: string): SipRequest {
   assert.ok(message instanceof SipRequest && message.method === method, `expected ${method}, got ${message.toString().split('\r\n')[0]}`)
@@ -37,20 +19,6 @@ function asRequest (message: SipMessage, method: string): SipRequest {
 function asResponse (message: SipMessage): SipResponse {
   assert.ok(message instanceof SipResponse, `expected a response, got ${message.toString().split('\r\n')[0]}`)
   return message
-}
-
-async function sessionEvent<K extends keyof RTCSessionEventMap> (session: RTCSession, event: K, what: string): Promise<void> {
-  await within(10000, what, new Promise<void>((resolve, reject) => {
-    session.once(event, () => { resolve() })
-    if (event !== 'failed') session.once('failed', (e) => { reject(new Error(`${what}: the session failed (${e.cause})`)) })
-  }))
-}
-
-/** The next call a UA receives. */
-async function incomingCall (ua: JsSIP.UA): Promise<RTCSession> {
-  return await within(10000, 'an incoming call', new Promise((resolve) => {
-    ua.once('newRTCSession', (e) => { resolve(e.session) })
-  }))
 }
 
 describe('the example as a WebRTC edge in front of a Kamailio core over UDP', () => {

@@ -1,45 +1,18 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { describe, test } from 'node:test'
 import * as JsSIP from 'jssip'
+import { runExample } from './example-process'
 import { within } from './helpers'
 import { NodeWebSocketInterface } from './jssip-node'
 
-const ROOT = join(__dirname, '..', '..')
 const DRAIN_MS = 3000
 const LATE = 3000
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin']
 
-interface LogLine { msg?: string, url?: string, by?: string, code?: number, [field: string]: unknown }
-
-/** `npm run example` as a real process on a free port; resolves once it listens. */
-async function runExample (env: Record<string, string>): Promise<{ child: ChildProcess, url: string, lines: LogLine[] }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'example', 'server.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const lines: LogLine[] = []
-  let stderr = ''
-  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const url = await within(20_000, 'the example to listen', new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let line: LogLine
-      try { line = JSON.parse(text) as LogLine } catch { line = { msg: text } }
-      lines.push(line)
-      if (typeof line.url === 'string') resolve(line.url)
-    })
-    child.once('exit', (code) => { reject(new Error(`the example exited with ${String(code)}: ${stderr}`)) })
-  }))
-  return { child, url, lines }
-}
-
 describe('the example drains on SIGTERM', () => {
   test(`JsSIP user agents, which reconnect by themselves, are closed over DRAIN_MS and turned away meanwhile; the process exits 0`, { timeout: 60_000 }, async (t) => {
-    const { child, url, lines } = await runExample({ DRAIN_MS: String(DRAIN_MS) })
+    const { child, url, lines, exited } = await runExample({ DRAIN_MS: String(DRAIN_MS) })
     const wsUrl = url.replace(/^http/, 'ws')
     const sockets = USERS.map(() => new NodeWebSocketInterface(wsUrl))
     const agents = USERS.map((user, i) => new JsSIP.UA({
@@ -61,7 +34,6 @@ describe('the example drains on SIGTERM', () => {
       const started = performance.now()
       const closedAt: number[] = []
       for (const ua of agents) ua.once('disconnected', () => { closedAt.push(performance.now() - started) })
-      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
       child.kill('SIGTERM')
       const [code] = await within(DRAIN_MS + 5000 + LATE, 'the example to drain and exit', exited)
       const took = performance.now() - started

@@ -1,4 +1,5 @@
 import * as JsSIP from 'jssip'
+import type { RTCSession, RTCSessionEventMap } from 'jssip/lib/RTCSession'
 import type { IncomingResponse } from 'jssip/lib/SIPMessage'
 import type { IncomingMessageEvent, OutgoingMessageEvent } from 'jssip/lib/UA'
 import WebSocket from 'ws'
@@ -75,6 +76,10 @@ export class NodeWebSocketInterface implements JsSIP.Socket {
 export function installNodeWebRtc (): void {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const wrtc = require('@roamhq/wrtc') as Record<string, unknown>
+  // libwebrtc's native objects crash Node's environment clean-up at a normal exit (SIGSEGV once the last
+  // test passed: node-webrtc issue #636). process.exit() skips that clean-up and keeps the exit code the
+  // test runner set.
+  process.once('beforeExit', () => { process.exit() })
   const g = globalThis as Record<string, unknown>
   for (const name of ['RTCPeerConnection', 'RTCSessionDescription', 'RTCIceCandidate', 'MediaStream']) g[name] ??= wrtc[name]
   g.window ??= { RTCPeerConnection: wrtc.RTCPeerConnection }
@@ -142,4 +147,19 @@ export async function stop (ua: JsSIP.UA, user: string): Promise<void> {
   const gone = new Promise<void>((resolve) => { ua.once('disconnected', () => { resolve() }) })
   ua.stop()
   await within(5000, `${user} to disconnect`, gone)
+}
+
+/** Resolves on the session's `event`; rejects if the session fails first. */
+export async function sessionEvent<K extends keyof RTCSessionEventMap> (session: RTCSession, event: K, what: string): Promise<void> {
+  await within(10000, what, new Promise<void>((resolve, reject) => {
+    session.once(event, () => { resolve() })
+    if (event !== 'failed') session.once('failed', (e) => { reject(new Error(`${what}: the session failed (${e.cause})`)) })
+  }))
+}
+
+/** The next call a UA receives. */
+export async function incomingCall (ua: JsSIP.UA): Promise<RTCSession> {
+  return await within(10000, 'an incoming call', new Promise((resolve) => {
+    ua.once('newRTCSession', (e) => { resolve(e.session) })
+  }))
 }

@@ -1,5 +1,7 @@
+import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { ExampleOptions } from '../../example/server'
+import { jsonRpc } from '../helpers/json-rpc'
 import { startKamailio, type Kamailio } from '../helpers/kamailio'
 import { freePort } from '../helpers/lwsc'
 import { sippPassed, startSipp, type Sipp } from '../helpers/sipp'
@@ -54,4 +56,21 @@ export async function registeredPhone (coreAddress: string, scenario: string, us
     await phone.stop()
     throw err
   }
+}
+
+export interface UlContact { Address: string, Path: string, Instance: string }
+interface UlDump { Domains: Array<{ Domain: { AoRs: Array<{ Info: { AoR: string, Contacts: Array<{ Contact: UlContact }> } }> } }> }
+
+/** The contacts the core's usrloc holds for `aor` (Kamailio's `ul.dump`). */
+export async function coreContacts (port: number, aor: string): Promise<UlContact[]> {
+  const dump = await jsonRpc<UlDump>(port, 'ul.dump')
+  const record = dump.Domains.flatMap((d) => d.Domain.AoRs).find((a) => a.Info.AoR === aor)
+  return record?.Info.Contacts.map((c) => c.Contact) ?? []
+}
+
+/** The flow token in a Path value: `<sip:TOKEN@host:port;lr;ob>`. */
+export function tokenOf (path: string): string {
+  const match = /^<sip:([^@]+)@/.exec(path)
+  assert.ok(match !== null, `a Path with a token: ${path}`)
+  return match[1]
 }

@@ -89,16 +89,3 @@ async function canConnect (port: number): Promise<boolean> {
     socket.once('error', () => { socket.destroy(); resolve(false) })
   })
 }
-
-/** A JSON-RPC 2.0 call to Kamailio's jsonrpcs module over HTTP (POST /RPC, dispatched by xhttp). */
-export async function kamailioRpc (port: number, method: string, params: unknown[] = []): Promise<unknown> {
-  const res = await fetch(`http://127.0.0.1:${port}/RPC`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-    signal: AbortSignal.timeout(5000)
-  })
-  const body = await res.json() as { result?: unknown, error?: { message: string } }
-  if (body.error !== undefined) throw new Error(`kamailio ${method}: ${body.error.message}`)
-  return body.result
-}

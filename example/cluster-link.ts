@@ -1,0 +1,108 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import IORedis, { type Redis } from 'ioredis'
+import { ClusterLocations } from './cluster-locations'
+import { ClusterSecret, type ClusterKeys } from './cluster-secret'
+import { RedisBindings } from './redis-bindings'
+import type { SipProxy } from './sip-proxy'
+
+/** The Redis key and channel prefix of the example's cluster (the plugin's default). */
+export const CLUSTER_PREFIX = 'sipws'
+/** The plugin's `cluster.nodeTimeout` (its default): a dead node is known within it. */
+export const NODE_TIMEOUT = 3000
+const CONNECT_TIMEOUT = 10000
+/** As the plugin's `requestTimeout` default. */
+const COMMAND_TIMEOUT = 1000
+
+/**
+ * The example's own Redis connection in cluster mode (REDIS_URL), beside the two the plugin opens: the
+ * registrar's bindings and the cluster secret go over it. Like the plugin's, it fails fast while Redis
+ * is away (no offline queue to replay stale writes later) and reconnects at least every half second.
+ */
+export class ClusterLink {
+  private constructor (private readonly redis: Redis, private readonly secret: ClusterSecret, private readonly url: string) {}
+
+  /** Connects and agrees on the cluster secret; rejects naming REDIS_URL when Redis cannot be reached. */
+  static async open (url: string): Promise<ClusterLink> {
+    const redis = new IORedis(url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      // A Redis that hangs fails a REGISTER's write (logged) instead of holding its answer.
+      commandTimeout: COMMAND_TIMEOUT,
+      retryStrategy: (attempt: number) => Math.min(50 * attempt, 500)
+    })
+    let timer: NodeJS.Timeout | undefined
+    // The socket's own error (ECONNREFUSED, ...) says more than the rejection ("Connection is closed").
+    let cause: Error | undefined
+    redis.on('error', (err: Error) => { cause ??= err })
+    try {
+      // connect() settles with the first attempt (refused: at once); the deadline bounds a silent one.
+      await Promise.race([redis.connect(), new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { reject(new Error(`not ready within ${CONNECT_TIMEOUT} ms`)) }, CONNECT_TIMEOUT)
+      })])
+      return new ClusterLink(redis, await ClusterSecret.agree(redis, CLUSTER_PREFIX), url)
+    } catch (err) {
+      redis.disconnect()
+      throw new Error(`REDIS_URL: cannot use Redis at ${url}: ${(cause ?? err as Error).message}`)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  get keys (): ClusterKeys {
+    return this.secret.keys
+  }
+
+  /** The plugin's `cluster` option. */
+  get pluginOptions (): { redis: string, prefix: string, nodeTimeout: number } {
+    return { redis: this.url, prefix: CLUSTER_PREFIX, nodeTimeout: NODE_TIMEOUT }
+  }
+
+  /** The proxy's view of the cluster, once the plugin has joined it (`app.wsCluster`). */
+  locations (app: FastifyInstance): ClusterLocations {
+    return new ClusterLocations(new RedisBindings(this.redis, CLUSTER_PREFIX, app.wsCluster.instance), app.wsCluster, NODE_TIMEOUT, app.log)
+  }
+
+  /**
+   * Keeps Redis in step: a node that went down has its bindings purged (`cluster:node-down`: each survivor
+   * purges, and a purge done twice removes nothing more); after Redis comes back, which may be empty, the
+   * secret and this node's bindings are written again. Quits at close.
+   */
+  attach (app: FastifyInstance, proxy: SipProxy, locations: ClusterLocations): void {
+    const log = app.log
+    app.addWsHook('cluster:node-down', async (node) => {
+      const removed = await locations.purge(node.instance).catch((err: unknown) => {
+        log.warn({ err, node: node.instance }, 'sip cluster: bindings of a node that went down not purged (stale ones are purged when found)')
+        return 0
+      })
+      log.info({ node: node.instance, removed }, 'sip cluster: node down, its bindings purged')
+    })
+    let down = false
+    this.redis.on('error', (err: Error) => { log.debug({ err }, 'sip cluster: Redis connection error') })
+    this.redis.on('close', () => { down = true })
+    this.redis.on('ready', () => {
+      if (!down) return
+      down = false
+      void this.recover(proxy, log)
+    })
+    app.addHook('onClose', async () => {
+      await locations.written()
+      if (this.redis.status === 'ready') await this.redis.quit().catch(() => { this.redis.disconnect() })
+      else this.redis.disconnect()
+    })
+  }
+
+  /** Quits without having attached (the plugin refused to start, say). */
+  close (): void {
+    this.redis.disconnect()
+  }
+
+  private async recover (proxy: SipProxy, log: FastifyBaseLogger): Promise<void> {
+    try {
+      if (!await this.secret.reassert()) log.error('sip cluster: the secret in Redis is not this node\'s (a node started while Redis was empty); restart this node so that all agree')
+      log.info({ bindings: proxy.resyncCluster() }, 'sip cluster: Redis is back, bindings written again')
+    } catch (err) {
+      log.warn({ err }, 'sip cluster: Redis is back but the bindings could not be written again')
+    }
+  }
+}

@@ -1,0 +1,136 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { RedisBindings, RemoteBinding } from './redis-bindings'
+import type { Binding } from './registrar'
+import { parseUri, type SipUri } from './sip-header'
+import type { ConnectionLocal } from './sip-proxy'
+
+/** What the proxy uses of `app.wsCluster`. */
+export interface ClusterPeers {
+  readonly instance: string
+  nodes: () => Array<{ instance: string }>
+  /** Resolves true once the owning node says its connection took the data. */
+  send: (id: number, data: string) => Promise<boolean>
+}
+
+/** Thrown when a binding's node cannot be told alive or dead yet: the proxy answers 480, not 404. */
+export class NodeNotKnownYet extends Error {}
+
+/**
+ * The proxy's view of the cluster: the bindings of every node (Redis), the live nodes (the plugin's
+ * heartbeats), and confirmed sends to connections on other nodes.
+ *
+ * A binding read from Redis whose node is gone is stale: its node died before it could remove it, and no
+ * `cluster:node-down` purged it (every node was down, or this one was). It is purged when found, and the
+ * lookup answered as if it was not there. Only once this node has been up for `nodeTimeout`, though:
+ * before that it may not have heard every live node's heartbeat yet.
+ */
+export class ClusterLocations {
+  private lastWrite: Promise<void> = Promise.resolve()
+  private readonly since: number
+
+  constructor (
+    private readonly bindings: RedisBindings,
+    private readonly peers: ClusterPeers,
+    private readonly nodeTimeout: number,
+    private readonly log: FastifyBaseLogger,
+    private readonly now: () => number = Date.now
+  ) {
+    this.since = now()
+  }
+
+  get instance (): string {
+    return this.peers.instance
+  }
+
+  // ---- this node's bindings, written through --------------------------------------------------------
+
+  saved (binding: Binding, local: ConnectionLocal | undefined): void {
+    this.write('binding', this.bindings.put(binding, local), binding)
+  }
+
+  removed (binding: Binding): void {
+    this.write('removal', this.bindings.remove(binding), binding)
+  }
+
+  closed (connectionId: number): void {
+    this.write('connection record removal', this.bindings.closed(connectionId))
+  }
+
+  /**
+   * Settles once every write made so far has: they go on one Redis connection, answered in order. A
+   * failed write is logged, not thrown: the binding still works on this node, and `resync` writes it
+   * again once Redis is back.
+   */
+  async written (): Promise<void> {
+    await this.lastWrite
+  }
+
+  /** Writes every binding of this node again, after Redis came back (maybe empty). */
+  resync (bindings: Iterable<Binding>, local: (id: number) => ConnectionLocal | undefined): number {
+    let count = 0
+    for (const binding of bindings) {
+      this.saved(binding, local(binding.connectionId))
+      count++
+    }
+    return count
+  }
+
+  private write (what: string, task: Promise<unknown>, binding?: Binding): void {
+    this.lastWrite = task.then(() => {}, (err: unknown) => {
+      this.log.warn({ err, aor: binding?.aor, id: binding?.connectionId }, `sip cluster: ${what} not written to Redis`)
+    })
+  }
+
+  // ---- other nodes' bindings ------------------------------------------------------------------------
+
+  /**
+   * The live binding a Request-URI names on another node, or null. Rejects when Redis cannot be asked
+   * (or the binding's node is not known yet): the proxy then answers 480, since the user may be there.
+   */
+  async find (ruri: SipUri): Promise<RemoteBinding | null> {
+    // Bounded: each round removes what it found stale.
+    for (let round = 0; round < 4; round++) {
+      const found = await this.bindings.find(ruri)
+      if (found === null || this.alive(found)) return found
+      await this.forget(found)
+    }
+    return null
+  }
+
+  /** Purges what a node that went down had written (the `cluster:node-down` hook). */
+  async purge (node: string): Promise<number> {
+    return await this.bindings.purge(node)
+  }
+
+  /** The local side of a connection on any node, as recorded with its bindings. */
+  async connection (connectionId: number): Promise<ConnectionLocal | null> {
+    return await this.bindings.connection(connectionId)
+  }
+
+  async send (connectionId: number, text: string): Promise<boolean> {
+    return await this.peers.send(connectionId, text)
+  }
+
+  private alive (binding: RemoteBinding): boolean {
+    // This node's own bindings are in the in-memory registrar, which was asked first: one found only in
+    // Redis was left behind (its removal failed while Redis was away).
+    if (binding.node === this.peers.instance) return false
+    if (this.peers.nodes().some((n) => n.instance === binding.node)) return true
+    if (this.now() - this.since < this.nodeTimeout) throw new NodeNotKnownYet(`node ${binding.node} not heard from yet`)
+    return false
+  }
+
+  /**
+   * Drops a binding found stale: all of its node's when that node is gone; else that one (its node said
+   * the connection is gone: its own removal was lost while Redis was away).
+   */
+  async forget (binding: RemoteBinding): Promise<void> {
+    if (binding.node !== this.peers.instance && !this.peers.nodes().some((n) => n.instance === binding.node)) {
+      const removed = await this.bindings.purge(binding.node)
+      this.log.info({ node: binding.node, removed }, 'sip cluster: bindings of a node that is gone purged')
+      return
+    }
+    const parsed = parseUri(binding.uri)
+    if (parsed !== null) await this.bindings.remove({ aor: binding.aor, connectionId: binding.connectionId, parsed }, binding.node)
+  }
+}
