@@ -19,11 +19,10 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { Loader } from './loader'
+import { type Loader, withLoader } from './loader'
 import type { TargetKind, TargetReply } from './target'
 
 const run = promisify(execFile)
@@ -55,8 +54,8 @@ interface Count {
   top: string
 }
 
-// Who an entry of callgrind_annotate is, by name. The GC's work depends on when a collection falls, which
-// is what makes whole counts vary by a few percent between runs; the rest is the message path itself.
+// Who an entry of callgrind_annotate is, by name. The GC's work depends on how many collections fall in the
+// window, which makes whole counts vary by several percent between runs; the rest is the message path.
 const GC = /Heap|Scaveng|Marking|MarkCompact|Sweep|Evacuat|ObjectCache|RootScavenge|RememberedSet|heap::base|cppgc|MemoryChunk|ActiveSystemPages|GlobalHandles|SlotSet|BodyDescriptor|MemoryAllocator|Page::|WeakObjects|LocalHeap|Safepoint|MinorMC|PagedSpace|NewSpace|SemiSpace|LargeObjectSpace|FreeList|MainAllocator|ObjectStats/
 const COMPILER = /compiler::|maglev|Turbofan|OptimizingCompile|Zone::|RegisterAllocat|LiveRange|InstructionSelector|CodeGenerator|Compiler::|Parser|Scanner|interpreter::|Deoptimiz/
 // Entry points (main, the event loop, thread starts) come out with everything under them: left out.
@@ -160,39 +159,27 @@ async function waitFor<T> (probe: () => Promise<T | undefined>): Promise<T> {
   throw new Error('callgrind dump did not appear within 30 s')
 }
 
-async function main (): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bench-callgrind-'))
-  const loader = await Loader.start()
+withLoader('bench-callgrind-', async (loader, dir) => {
   const counts: Count[] = []
-  try {
-    process.stdout.write(`# Instructions per round trip (callgrind), ${CONNS} connections, ${COUNT.toLocaleString('en-US')} round trips after ${WARMUP.toLocaleString('en-US')} of warm-up\n\n`)
-    for (const size of SIZES) {
-      for (const name of TARGETS) {
-        const c = await measure(name, size, loader, dir)
-        counts.push(c)
-        process.stderr.write(`  ${name} ${size === 0 ? 'OPTIONS' : `${size} B`}: ${Math.round(c.perRoundTrip).toLocaleString('en-US')} (GC ${Math.round(c.gc).toLocaleString('en-US')})\n`)
-      }
+  process.stdout.write(`# Instructions per round trip (callgrind), ${CONNS} connections, ${COUNT.toLocaleString('en-US')} round trips after ${WARMUP.toLocaleString('en-US')} of warm-up\n\n`)
+  for (const size of SIZES) {
+    for (const name of TARGETS) {
+      const c = await measure(name, size, loader, dir)
+      counts.push(c)
+      process.stderr.write(`  ${name} ${size === 0 ? 'OPTIONS' : `${size} B`}: ${Math.round(c.perRoundTrip).toLocaleString('en-US')} (GC ${Math.round(c.gc).toLocaleString('en-US')})\n`)
     }
-    const rest = (c: Count): number => c.perRoundTrip - c.gc - c.compiler
-    const n = (x: number): string => Math.round(x).toLocaleString('en-US')
-    process.stdout.write('"Without GC and compilers" is the message path itself: it repeats within a fraction of a percent, where\n')
-    process.stdout.write('the whole count moves by a few percent with when a collection falls.\n\n')
-    process.stdout.write('| message | target | instructions per round trip | vs C | of which V8\'s GC | compilers | without GC and compilers | vs C |\n|---|---|---|---|---|---|---|---|\n')
-    for (const c of counts) {
-      const ref = counts.find((r) => r.target === 'C' && r.size === c.size)
-      const vs = (f: (x: Count) => number): string => ref === undefined ? '' : (f(c) / f(ref)).toFixed(3)
-      process.stdout.write(`| ${c.size === 0 ? 'bare OPTIONS' : `${c.size.toLocaleString('en-US')} B`} | ${c.target} | ${n(c.perRoundTrip)} | ${vs((x) => x.perRoundTrip)} | ${n(c.gc)} | ${n(c.compiler)} | ${n(rest(c))} | ${vs(rest)} |\n`)
-    }
-    for (const c of counts) {
-      if (c.top !== '') process.stdout.write(`\n${c.target}, ${c.size === 0 ? 'bare OPTIONS' : `${c.size} B`}: instructions per round trip in each function's own code\n\n\`\`\`\n${c.top}\n\`\`\`\n`)
-    }
-  } finally {
-    loader.stop()
-    await rm(dir, { recursive: true, force: true })
   }
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`${String((err as Error).stack ?? err)}\n`)
-  process.exitCode = 1
+  const rest = (c: Count): number => c.perRoundTrip - c.gc - c.compiler
+  const n = (x: number): string => Math.round(x).toLocaleString('en-US')
+  process.stdout.write('"Without GC and compilers" is the message path itself: it repeats within about 1%, where the whole\n')
+  process.stdout.write('count moves by several percent with how many collections fall in the window.\n\n')
+  process.stdout.write('| message | target | instructions per round trip | vs C | of which V8\'s GC | compilers | without GC and compilers | vs C |\n|---|---|---|---|---|---|---|---|\n')
+  for (const c of counts) {
+    const ref = counts.find((r) => r.target === 'C' && r.size === c.size)
+    const vs = (f: (x: Count) => number): string => ref === undefined ? '' : (f(c) / f(ref)).toFixed(3)
+    process.stdout.write(`| ${c.size === 0 ? 'bare OPTIONS' : `${c.size.toLocaleString('en-US')} B`} | ${c.target} | ${n(c.perRoundTrip)} | ${vs((x) => x.perRoundTrip)} | ${n(c.gc)} | ${n(c.compiler)} | ${n(rest(c))} | ${vs(rest)} |\n`)
+  }
+  for (const c of counts) {
+    if (c.top !== '') process.stdout.write(`\n${c.target}, ${c.size === 0 ? 'bare OPTIONS' : `${c.size} B`}: instructions per round trip in each function's own code\n\n\`\`\`\n${c.top}\n\`\`\`\n`)
+  }
 })

@@ -1,6 +1,8 @@
 /** A load generator process (bench/load.ts), driven over IPC. */
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { LoadCommand, LoadResult } from './load'
 
@@ -37,4 +39,24 @@ export class Loader {
   }
 
   stop (): void { this.child.kill() }
+}
+
+/**
+ * Runs a bench script's body with one load generator and a temp dir, both gone afterwards. A failure is
+ * printed and sets the exit code.
+ */
+export function withLoader (prefix: string, body: (loader: Loader, dir: string) => Promise<void>): void {
+  void (async () => {
+    const dir = await mkdtemp(join(tmpdir(), prefix))
+    const loader = await Loader.start()
+    try {
+      await body(loader, dir)
+    } finally {
+      loader.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })().catch((err: unknown) => {
+    process.stderr.write(`${String((err as Error).stack ?? err)}\n`)
+    process.exitCode = 1
+  })
 }

@@ -11,10 +11,9 @@
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Loader } from './loader'
+import { type Loader, withLoader } from './loader'
 import { cores, pin } from './pin'
 import { processTree } from './proc'
 import type { TargetKind, TargetReply } from './target'
@@ -100,19 +99,7 @@ async function profileOne (kind: TargetKind, loader: Loader, dir: string): Promi
   process.stdout.write('\n')
 }
 
-async function main (): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'bench-profile-'))
-  const loader = await Loader.start()
-  try {
-    process.stdout.write(`# CPU profiles (node --cpu-prof), 50 connections, ${SECONDS} s, ${SIZE === 0 ? 'bare OPTIONS' : `${SIZE}-byte messages`}\n\n`)
-    for (const kind of TARGETS) await profileOne(kind, loader, dir)
-  } finally {
-    loader.stop()
-    await rm(dir, { recursive: true, force: true })
-  }
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`${String((err as Error).stack ?? err)}\n`)
-  process.exitCode = 1
+withLoader('bench-profile-', async (loader, dir) => {
+  process.stdout.write(`# CPU profiles (node --cpu-prof), 50 connections, ${SECONDS} s, ${SIZE === 0 ? 'bare OPTIONS' : `${SIZE}-byte messages`}\n\n`)
+  for (const kind of TARGETS) await profileOne(kind, loader, dir)
 })

@@ -125,10 +125,15 @@ class Figures {
   }
 }
 
-/** Each round visits every target once, starting one further along, so no target always goes first. */
+/**
+ * Each round visits every target once, starting one further along, and every other round in reverse: no
+ * target always goes first, and each follows its neighbour as often as it precedes it (A-copy right after
+ * A in every round would turn whatever the previous target leaves behind into a bias of the control).
+ */
 function rotated<T> (list: T[], round: number): T[] {
-  const k = round % list.length
-  return [...list.slice(k), ...list.slice(0, k)]
+  const k = Math.floor(round / 2) % list.length
+  const turned = [...list.slice(k), ...list.slice(0, k)]
+  return round % 2 === 0 ? turned : turned.reverse()
 }
 
 async function inRounds (targets: Target[], rounds: number, one: (t: Target) => Promise<Observation>): Promise<Figures> {
