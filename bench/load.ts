@@ -7,10 +7,11 @@ import http from 'node:http'
 import type net from 'node:net'
 import { LwscClient } from '../lib/lwsc'
 import { optionsRequest } from './sip'
-import { CLOSE_FRAME, FrameSplitter, OP_CLOSE, OP_PING, OP_TEXT, openWs, pongFrame, textFrame } from './wire'
+import { CLOSE_FRAME, FrameSplitter, OP_CLOSE, OP_PING, OP_TEXT, openWs, pongFrame, textFrame, type OpenSocket } from './wire'
 
 export type LoadCommand =
-  | { cmd: 'rtt', port: number, conns: number, warmupMs: number, seconds: number, localAddress: string }
+  | { cmd: 'rtt', port: number, conns: number, warmupMs: number, seconds: number, localAddress: string, size?: number }
+  | { cmd: 'exact', port: number, conns: number, warmup: number, count: number, localAddress: string, size?: number }
   | { cmd: 'handshakes', port: number, concurrency: number, seconds: number, localAddresses: string[] }
   | { cmd: 'hold', port: number, count: number, concurrency: number, localAddress: string }
   | { cmd: 'release' }
@@ -32,15 +33,29 @@ export interface LoadResult {
 const MAX_SAMPLES = 4_000_000
 const HANDSHAKE_TIMEOUT_MS = 5000
 
+/**
+ * The measured window. run.ts samples the target's CPU time at its 'start' and 'end' marks, so the
+ * target's work outside the window (opening and closing connections) is not charged to the figure.
+ */
 class Window {
   private readonly cpu0 = process.cpuUsage()
   private readonly t0 = process.hrtime.bigint()
-  // run.ts samples the target's CPU time when the window opens and when the result arrives.
+  private closed: { seconds: number, cpu: number } | null = null
   constructor () { process.send?.({ mark: 'start' }) }
-  finish (done: number, failed: number, firstError?: string, latencies?: Latencies): LoadResult {
+
+  /** Closes the window now; what happens after it is not counted. */
+  end (): void {
+    if (this.closed !== null) return
     const seconds = Number(process.hrtime.bigint() - this.t0) / 1e9
     const used = process.cpuUsage(this.cpu0)
-    const result: LoadResult = { done, failed, seconds, cpu: (used.user + used.system) / 1e6 / seconds }
+    this.closed = { seconds, cpu: (used.user + used.system) / 1e6 / seconds }
+    process.send?.({ mark: 'end' })
+  }
+
+  finish (done: number, failed: number, firstError?: string, latencies?: Latencies): LoadResult {
+    this.end()
+    const { seconds, cpu } = this.closed as { seconds: number, cpu: number }
+    const result: LoadResult = { done, failed, seconds, cpu }
     if (firstError !== undefined) result.firstError = firstError
     if (latencies !== undefined) Object.assign(result, latencies.percentiles())
     return result
@@ -60,9 +75,42 @@ class Latencies {
 
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6
 
-/** `conns` connections, one OPTIONS in flight on each; counts the 200s that arrive inside the window. */
+const OK = Buffer.from('SIP/2.0 200 OK')
+
+/**
+ * Reads a connection's answers: answers Pings, checks that the first text frame is a 200 OK (the figures
+ * count only real answers: every target must reply 200 OK to the OPTIONS) and calls `onAnswer` for each.
+ */
+function readAnswers (open: OpenSocket, onAnswer: () => void, onBad: (why: string) => void): void {
+  const { socket, rest } = open
+  let checked = false
+  const splitter = new FrameSplitter((opcode, payload) => {
+    if (opcode === OP_PING) { socket.write(pongFrame(payload)); return }
+    if (opcode !== OP_TEXT) return
+    if (!checked) {
+      checked = true
+      if (!payload.subarray(0, OK.length).equals(OK)) {
+        onBad(`unexpected reply: ${payload.subarray(0, 40).toString()}`)
+        socket.destroy()
+        return
+      }
+    }
+    onAnswer()
+  })
+  socket.on('data', (chunk: Buffer) => { splitter.push(chunk) })
+  if (rest.length > 0) splitter.push(rest)
+}
+
+async function openAll (c: { port: number, conns: number, localAddress: string }): Promise<OpenSocket[]> {
+  return await Promise.all(Array.from({ length: c.conns }, async () => await openWs(c.port, c.localAddress, HANDSHAKE_TIMEOUT_MS)))
+}
+
+/**
+ * `conns` connections, one OPTIONS (of `size` bytes) in flight on each; counts the 200s that arrive inside
+ * the window.
+ */
 async function roundTrips (c: Extract<LoadCommand, { cmd: 'rtt' }>): Promise<LoadResult> {
-  const sockets = await Promise.all(Array.from({ length: c.conns }, async () => await openWs(c.port, c.localAddress, HANDSHAKE_TIMEOUT_MS)))
+  const sockets = await openAll(c)
   const latencies = new Latencies()
   let done = 0
   let failed = 0
@@ -75,39 +123,72 @@ async function roundTrips (c: Extract<LoadCommand, { cmd: 'rtt' }>): Promise<Loa
     const finished = (): void => {
       if (--open === 0) resolve(window === null ? new Window().finish(0, failed, firstError) : window.finish(done, failed, firstError, latencies))
     }
-    sockets.forEach(({ socket, rest }, i) => {
-      const request = textFrame(optionsRequest(`rtt${i}`))
+    sockets.forEach((ws, i) => {
+      const { socket } = ws
+      const request = textFrame(optionsRequest(`rtt${i}`, c.size))
       let sentAt = 0
-      let checked = false
       const send = (): void => { sentAt = nowMs(); socket.write(request) }
-      const splitter = new FrameSplitter((opcode, payload) => {
-        if (opcode === OP_PING) { socket.write(pongFrame(payload)); return }
-        if (opcode !== OP_TEXT) return
-        if (!checked) {
-          checked = true
-          // The figures count only real answers: every target must reply 200 OK to the OPTIONS.
-          if (!payload.subarray(0, 14).equals(Buffer.from('SIP/2.0 200 OK'))) {
-            failed++
-            firstError ??= `unexpected reply: ${payload.subarray(0, 40).toString()}`
-            socket.destroy()
-            return
-          }
-        }
+      readAnswers(ws, () => {
         const t = nowMs()
         if (measuring) { done++; latencies.add(t - sentAt) }
         if (t < end) send()
         else socket.end(CLOSE_FRAME)
-      })
-      socket.on('data', (chunk: Buffer) => { splitter.push(chunk) })
+      }, (why) => { failed++; firstError ??= why })
       socket.on('error', (err) => { failed++; firstError ??= err.message })
       socket.on('close', finished)
-      if (rest.length > 0) splitter.push(rest)
       send()
     })
     setTimeout(() => { measuring = true; window = new Window() }, c.warmupMs)
+    setTimeout(() => { measuring = false; window?.end() }, c.warmupMs + c.seconds * 1000)
     // A target that stops answering must not hang the bench.
     setTimeout(() => { for (const { socket } of sockets) socket.destroy() }, c.warmupMs + c.seconds * 1000 + HANDSHAKE_TIMEOUT_MS).unref()
   })
+  return result
+}
+
+/**
+ * For instruction counts (bench/instructions.ts): `warmup` round trips, then the window's start mark and,
+ * once the driver says `go`, exactly `count` more over the same connections, then the end mark and, after
+ * another `go`, the close: nothing but messages falls between the two marks.
+ */
+async function exactRoundTrips (c: Extract<LoadCommand, { cmd: 'exact' }>): Promise<LoadResult> {
+  const sockets = await openAll(c)
+  let failed = 0
+  let firstError: string | undefined
+  // The driver's word to go on, after each window mark.
+  const go = async (): Promise<void> => { await new Promise<void>((resolve) => {
+    const onGo = (m: { cmd?: string }): void => { if (m.cmd === 'go') { process.off('message', onGo); resolve() } }
+    process.on('message', onGo)
+  }) }
+  // What each connection does with an answer: set by each batch.
+  let lanes: Array<() => void> = []
+  const batch = async (total: number): Promise<void> => {
+    let issued = 0
+    let answered = 0
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`${total - answered} of ${total} round trips unanswered after 600 s`)) }, 600_000)
+      const sends = sockets.map((ws, i) => {
+        const request = textFrame(optionsRequest(`exact${i}`, c.size))
+        return () => { if (issued < total) { issued++; ws.socket.write(request) } }
+      })
+      lanes = sends.map((send) => () => {
+        if (++answered === total) { clearTimeout(timer); resolve() } else send()
+      })
+      for (const send of sends) send()
+    })
+  }
+  sockets.forEach((ws, i) => {
+    readAnswers(ws, () => { lanes[i]() }, (why) => { failed++; firstError ??= why })
+    ws.socket.on('error', (err) => { failed++; firstError ??= err.message })
+  })
+  await batch(c.warmup)
+  const window = new Window()
+  await go()
+  await batch(c.count)
+  window.end()
+  await go()
+  const result = window.finish(c.count, failed, firstError)
+  await Promise.all(sockets.map(async ({ socket }) => { await new Promise((resolve) => { socket.once('close', resolve); socket.end(CLOSE_FRAME) }) }))
   return result
 }
 
@@ -250,11 +331,12 @@ async function httpGets (c: Extract<LoadCommand, { cmd: 'http' }>): Promise<Load
   return result
 }
 
-const COMMANDS = { rtt: roundTrips, handshakes, hold, release, lwsc, http: httpGets } as const
+const COMMANDS = { rtt: roundTrips, exact: exactRoundTrips, handshakes, hold, release, lwsc, http: httpGets } as const
 
 if (require.main === module) {
   if (process.send === undefined) throw new Error('bench/load.ts runs under run.ts (fork with IPC)')
-  process.on('message', (m: LoadCommand) => {
+  process.on('message', (m: LoadCommand | { cmd: 'go' }) => {
+    if (m.cmd === 'go') return
     const run = COMMANDS[m.cmd] as (c: LoadCommand) => Promise<LoadResult>
     run(m).then((result) => { process.send?.({ result }) }, (err: unknown) => { process.send?.({ error: String((err as Error).stack ?? err) }) })
   })

@@ -1,196 +1,156 @@
 /**
  * `npm run bench`: this plugin (A) side by side with plain fastify + @fastify/websocket (B), raw ws on
  * node:http (C) and Kamailio 5.6 (K, when installed), in one run. Every target and every load generator is
- * its own process. Rounds are interleaved (each round visits every target, in a rotated order) and each
- * figure is the median of the rounds with min–max; ratios are taken per round, then their median.
+ * its own process; per-core measures pin the servers to one core and the load to the others (bench/pin.ts).
+ * Rounds are short and interleaved (each round visits every target, in a rotated order); each figure is the
+ * median of the rounds with min–max, ratios are taken per round, and every measure runs a control whose
+ * spread is its noise floor (bench/verdict.ts).
  *
- *   npm run bench                    the full run (about 7 minutes on 2 cores)
- *   npm run bench -- --smoke         tiny numbers, to check every target and measure works (test/bench-smoke)
- *   npm run bench -- --only rtt,lwsc  some measures only: rtt, handshakes, idle, registry, lwsc
- *   npm run bench -- --targets A,K    some targets only (B is the reference for ratios; lwsc needs A and C)
- *                                    targets: A, A-async, B, B-copy, C, K
+ *   npm run bench                       the full run (about 11 minutes on 2 cores)
+ *   npm run bench -- --twice            two full runs, then whether every verdict agreed (bench/twice.ts)
+ *   npm run bench -- --smoke            tiny numbers, to check every target and measure works (test/bench-smoke)
+ *   npm run bench -- --only rtt,sizes   some measures: rtt, sizes, handshakes, machine, idle, registry, lwsc
+ *   npm run bench -- --targets A,A-copy,C   some targets: A, A-copy, A-async, A-js, A2, B, C, K
+ *   npm run bench -- --no-pin           no taskset pinning
+ *   npm run bench -- --no-cluster-redis A2's workers without cluster mode (by default they share a redis-server
+ *                                       the bench starts, as `WORKERS=2` with `REDIS_URL` runs the example)
+ *   WORKERS=4 npm run bench             A2 with 4 workers instead of 2
  *
- * See bench/README.md for the method and the latest table.
+ * See bench/README.md for the method and the latest tables.
  */
-import { type ChildProcess, fork } from 'node:child_process'
-import { once } from 'node:events'
-import { join } from 'node:path'
-import { startKamailio, type Kamailio } from '../test/helpers/kamailio'
-import { freePort } from '../test/helpers/lwsc'
+import { availableParallelism } from 'node:os'
+import { Loader } from './loader'
 import type { LoadCommand, LoadResult } from './load'
-import { cpuSeconds, establishedTo, machineBusySeconds, processTree } from './proc'
+import { cores, pin } from './pin'
+import { cpuSeconds, establishedTo, machineBusySeconds } from './proc'
 import { registryBench } from './registry'
-import { spread, type Spread } from './spread'
-import type { TargetKind, TargetMemory, TargetReply } from './target'
-
-/** B-copy is a second, identical B: how far B-copy/B strays from 1 is the run's noise floor. */
-type Name = TargetKind | 'B-copy' | 'K'
+import { startKamailioTarget, startNodeTarget, startRedis, type Target } from './servers'
+import { spread } from './spread'
+import { twice } from './twice'
+import { fmt, goalRow, noiseFloor, noiseText, percent, Samples, type Goal, type Noise } from './verdict'
 
 const argv = process.argv.slice(2)
 const SMOKE = argv.includes('--smoke')
-const onlyArg = argv.indexOf('--only')
-const ONLY = onlyArg === -1 ? null : new Set(argv[onlyArg + 1].split(','))
+const listArg = (flag: string): Set<string> | null => { const i = argv.indexOf(flag); return i === -1 ? null : new Set(argv[i + 1].split(',')) }
+const ONLY = listArg('--only')
 const wants = (measure: string): boolean => ONLY === null || ONLY.has(measure)
-const targetsArg = argv.indexOf('--targets')
-const TARGETS = new Set(targetsArg === -1 ? ['A', 'A-async', 'B', 'B-copy', 'C', 'K'] : argv[targetsArg + 1].split(','))
+const TARGETS = listArg('--targets') ?? new Set(['A', 'A-copy', 'A-async', 'A-js', 'A2', 'B', 'C', 'K'])
+const CORES = cores(!argv.includes('--no-pin'))
+/** The control of every socket measure: A against an identical second A. */
+const CONTROL: [string, string] = ['A-copy', 'A']
+/** What per-core ratios are taken against: raw ws. */
+const REF = 'C'
 
 const P = SMOKE
-  ? { rounds: 1, idleRounds: 1, rttConns: [1, 5], warmupMs: 50, seconds: 0.3, handshakeConcurrency: 4, idle: 200, loaders: 2, registrySizes: [1_000], registryRounds: 5, lwscSeconds: 0.3, httpConcurrency: 2 }
-  // 5 rounds where a figure is a rate (this machine is shared: single rounds swing by 10–20%); 3 for memory,
-  // which swings less and costs most (15,000 connections opened and closed per target and round).
-  : { rounds: 5, idleRounds: 3, rttConns: [1, 50, 500], warmupMs: 500, seconds: 2.5, handshakeConcurrency: 20, idle: 15_000, loaders: 4, registrySizes: [1_000, 100_000, 1_000_000], registryRounds: 101, lwscSeconds: 2, httpConcurrency: 8 }
+  ? { rounds: 1, idleRounds: 1, rttConns: [1, 5], sizes: [0, 4096], sizeConns: 5, machineConns: [10], warmupMs: 50, seconds: 0.2, handshakeConcurrency: 4, idle: 200, loaders: 2, registrySizes: [1_000], registryRounds: 5, lwscSeconds: 0.2, httpConcurrency: 2 }
+  // 8 short rounds: enough for a median, and for the noise floor to set the most extreme round aside at
+  // each end (bench/verdict.ts); 3 for memory, which swings less and costs most (15,000 connections opened
+  // and closed per target and round).
+  : { rounds: 8, idleRounds: 3, rttConns: [1, 50, 500], sizes: [0, 4096, 16384, 65536], sizeConns: 50, machineConns: [50, 500], warmupMs: 250, seconds: 0.75, handshakeConcurrency: 20, idle: 15_000, loaders: 4, registrySizes: [1_000, 100_000, 1_000_000], registryRounds: 101, lwscSeconds: 0.75, httpConcurrency: 8 }
 
-const HERE = __dirname
-const TSX = ['--import', 'tsx']
 const out = (line = ''): void => { process.stdout.write(line + '\n') }
+const plural = (n: number, what: string): string => `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`
 
-// ---- processes --------------------------------------------------------------------------------------
+// ---- placing processes on cores ---------------------------------------------------------------------
 
-interface Target { name: Name, port: number, pids: () => number[], memory: () => Promise<number>, settleMs: number, stop: () => Promise<void> }
+type Placement = 'core' | 'machine'
 
-async function startNodeTarget (kind: TargetKind, name: Name = kind): Promise<Target> {
-  const child = fork(join(HERE, 'target.ts'), [kind], { execArgv: [...TSX, '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const [first] = await once(child, 'message') as [TargetReply]
-  if (!('port' in first)) throw new Error(`target ${kind} did not start`)
-  return {
-    name,
-    port: first.port,
-    pids: () => [child.pid ?? 0],
-    settleMs: 0,
-    memory: async () => {
-      child.send({ cmd: 'mem' })
-      const [reply] = await once(child, 'message') as [{ mem: TargetMemory }]
-      return reply.mem.rss
-    },
-    stop: async () => { child.kill(); if (child.exitCode === null) await once(child, 'exit') }
-  }
+/** Per core: servers on the server core, load (and this process) on the others. Whole machine: anywhere. */
+function place (placement: Placement, targets: Target[], loaders: Loader[]): void {
+  if (!CORES.pinned) return
+  const [server, load] = placement === 'core' ? [CORES.server, CORES.load] : [CORES.all, CORES.all]
+  for (const t of targets) pin(t.pids(), server)
+  pin([process.pid, ...loaders.map((l) => l.pid)], load)
 }
 
-async function startKamailioTarget (): Promise<Target | string> {
-  let k: Kamailio
-  try {
-    // 2 TCP workers for 2 cores; shared memory sized for measure 3 (about 83 KB a connection, and a
-    // round's connections are freed only 5 s after they close).
-    k = await startKamailio(join(HERE, 'kamailio.cfg'), await freePort(), { sharedMb: SMOKE ? 256 : 4096, privateMb: 16, tcpWorkers: 2 })
-  } catch (err) {
-    return (err as Error).message.split('\n')[0]
-  }
-  const port = k.port
-  return { name: 'K', port, pids: () => processTree(k.pid), memory: async () => await kamailioSharedMemory(port), settleMs: 6000, stop: k.stop }
-}
+// ---- one observation --------------------------------------------------------------------------------
+
+interface Observation { rate: number, perCpu: number, serverCpu: number, loadCpu: number, machineCpu: number, p50?: number, p99?: number }
 
 /**
- * Kamailio keeps connections in its shared memory, whose pages stay resident once touched, so its RSS
- * says nothing about connections open now; its own count of shared memory in use (`core.shmmem`,
- * real_used: allocations plus allocator overhead) does.
+ * Load commands run at once on several loaders against one target, with the target's CPU time from the
+ * first window's start mark to the last one's end mark. The rate sums each loader's own.
  */
-async function kamailioSharedMemory (port: number): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${port}/RPC`, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', method: 'core.shmmem', id: 1 }) })
-  const body = await response.json() as { result?: { real_used?: number } }
-  if (body.result?.real_used === undefined) throw new Error(`core.shmmem: unexpected answer ${JSON.stringify(body)}`)
-  return body.result.real_used
-}
-
-class Loader {
-  private constructor (private readonly child: ChildProcess) {}
-
-  static async start (): Promise<Loader> {
-    const child = fork(join(HERE, 'load.ts'), [], { execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    await once(child, 'message')
-    return new Loader(child)
-  }
-
-  /** Runs one command; `onStart` is called when the measured window opens. */
-  async run (command: LoadCommand, onStart?: () => void): Promise<LoadResult> {
-    return await new Promise((resolve, reject) => {
-      const onMessage = (m: { mark?: string, result?: LoadResult, error?: string }): void => {
-        if (m.mark === 'start') { onStart?.(); return }
-        this.child.off('message', onMessage)
-        if (m.result !== undefined) resolve(m.result)
-        else reject(new Error(m.error))
-      }
-      this.child.on('message', onMessage)
-      this.child.send(command)
-    })
-  }
-
-  stop (): void { this.child.kill() }
-}
-
-/** One load command against one target, with the target's CPU use over the same window. */
-async function measured (loader: Loader, target: Target, command: LoadCommand): Promise<LoadResult & { serverCpu: number, machineCpu: number }> {
+async function observe (loaders: Loader[], target: Target, commands: LoadCommand[]): Promise<Observation> {
+  let starts = 0
+  let ends = 0
   let cpu0 = 0
+  let cpu1 = 0
   let busy0 = 0
+  let busy1 = 0
   let t0 = 0n
-  const result = await loader.run(command, () => { cpu0 = cpuSeconds(target.pids()); busy0 = machineBusySeconds(); t0 = process.hrtime.bigint() })
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-  if (result.failed > 0) out(`  ! ${target.name} ${command.cmd}: ${result.failed} failed (${result.firstError ?? ''})`)
-  return { ...result, serverCpu: (cpuSeconds(target.pids()) - cpu0) / seconds, machineCpu: (machineBusySeconds() - busy0) / seconds }
+  let t1 = 0n
+  const onMark = (mark: string): void => {
+    if (mark === 'start' && starts++ === 0) { cpu0 = cpuSeconds(target.pids()); busy0 = machineBusySeconds(); t0 = process.hrtime.bigint() }
+    if (mark === 'end' && ++ends === commands.length) { cpu1 = cpuSeconds(target.pids()); busy1 = machineBusySeconds(); t1 = process.hrtime.bigint() }
+  }
+  const results = await Promise.all(commands.map(async (c, i) => await loaders[i].run(c, onMark)))
+  for (const r of results) if (r.failed > 0) out(`  ! ${target.name} ${commands[0].cmd}: ${r.failed} failed (${r.firstError ?? ''})`)
+  const seconds = Number(t1 - t0) / 1e9
+  const rate = results.reduce((sum, r) => sum + r.done / r.seconds, 0)
+  const serverCpu = (cpu1 - cpu0) / seconds
+  return {
+    rate,
+    perCpu: rate / serverCpu,
+    serverCpu,
+    loadCpu: results.reduce((sum, r) => sum + r.cpu, 0),
+    machineCpu: (busy1 - busy0) / seconds,
+    p50: results[0].p50,
+    p99: results[0].p99
+  }
 }
 
-// ---- statistics -------------------------------------------------------------------------------------
+/** Every figure of a measure, sampled once per round and target. */
+class Figures {
+  readonly rate = new Samples()
+  readonly perCpu = new Samples()
+  readonly p50 = new Samples()
+  readonly p99 = new Samples()
+  readonly server = new Samples()
+  readonly load = new Samples()
+  readonly machine = new Samples()
 
-function fmt (s: Spread, digits = 0, unit = ''): string {
-  if (!Number.isFinite(s.median)) return 'n/a'
-  const f = (x: number): string => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-  return s.min === s.max ? `${f(s.median)}${unit}` : `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`
+  add (name: string, o: Observation): void {
+    this.rate.push(name, o.rate)
+    this.perCpu.push(name, o.perCpu)
+    this.p50.push(name, o.p50 ?? NaN)
+    this.p99.push(name, o.p99 ?? NaN)
+    this.server.push(name, o.serverCpu)
+    this.load.push(name, o.loadCpu)
+    this.machine.push(name, o.machineCpu)
+  }
+
+  /** The control's noise floor on one figure. */
+  noise (figure: 'rate' | 'perCpu'): Noise {
+    return noiseFloor(CONTROL.join('/'), this[figure].ratios(...CONTROL))
+  }
 }
-
-/** Per-round samples of one figure for each target. */
-type Samples = Map<Name, number[]>
-
-function push (samples: Samples, name: Name, value: number): void {
-  const list = samples.get(name) ?? []
-  list.push(value)
-  samples.set(name, list)
-}
-
-/** Ratio of two targets, taken round by round (the same round shares the machine's state). */
-function ratio (samples: Samples, a: Name, b: Name): Spread {
-  const x = samples.get(a) ?? []
-  const y = samples.get(b) ?? []
-  return spread(x.map((v, i) => v / y[i]).filter((r) => Number.isFinite(r)))
-}
-
-const percent = (s: Spread): string => fmt({ median: s.median * 100, min: s.min * 100, max: s.max * 100 }, 0, '%')
 
 /**
- * Where the CPU went in a window, as % of one core: the target's processes, the load generator, and the
- * whole machine (200% = both cores busy, so neither side could have gone faster).
+ * Each round visits every target once, starting one further along, and every other round in reverse: no
+ * target always goes first, and each follows its neighbour as often as it precedes it (A-copy right after
+ * A in every round would turn whatever the previous target leaves behind into a bias of the control).
  */
-class CpuColumns {
-  static readonly header = ['server CPU', 'load CPU', 'machine CPU']
-  private readonly server: Samples = new Map()
-  private readonly load: Samples = new Map()
-  private readonly machine: Samples = new Map()
-  add (name: Name, r: { serverCpu: number, cpu: number, machineCpu: number }): void {
-    push(this.server, name, r.serverCpu)
-    push(this.load, name, r.cpu)
-    push(this.machine, name, r.machineCpu)
-  }
-
-  row (name: Name): string[] {
-    return [this.server, this.load, this.machine].map((s) => percent(spread(s.get(name) ?? [])))
-  }
+function rotated<T> (list: T[], round: number): T[] {
+  const k = Math.floor(round / 2) % list.length
+  const turned = [...list.slice(k), ...list.slice(0, k)]
+  return round % 2 === 0 ? turned : turned.reverse()
 }
 
-interface Goal { text: string, value: Spread, pass: (median: number) => boolean, shown: string, noise?: Spread }
+async function inRounds (targets: Target[], rounds: number, one: (t: Target) => Promise<Observation>): Promise<Figures> {
+  const figures = new Figures()
+  for (let round = 0; round < rounds; round++) {
+    for (const t of rotated(targets, round)) figures.add(t.name, await one(t))
+  }
+  return figures
+}
+
+// ---- output -----------------------------------------------------------------------------------------
+
 const goals: Goal[] = []
 
-function goal (text: string, value: Spread, pass: (median: number) => boolean, digits = 2, noise?: Spread): void {
-  goals.push({ text, value, pass, shown: fmt(value, digits), noise })
-}
-
-/** How far from 1 an identical copy's ratio went in this run: a ratio closer to 1 than this proves nothing. */
-function noiseWidth (noise: Spread): number {
-  return Math.max(Math.abs(noise.min - 1), Math.abs(noise.max - 1))
-}
-
-/** pass / miss, or "within noise" when a miss is no further from 1 than the run's own noise floor. */
-function verdict (g: Goal): string {
-  if (g.pass(g.value.median)) return 'pass'
-  if (g.noise !== undefined && Math.abs(g.value.median - 1) <= noiseWidth(g.noise)) return 'within noise'
-  return '**miss**'
+function goal (text: string, ratios: number[], noise: Noise, op: Goal['op'], threshold: number, digits = 2): void {
+  goals.push({ text, value: spread(ratios), noise, op, threshold, digits })
 }
 
 function table (header: string[], rows: string[][]): void {
@@ -200,67 +160,116 @@ function table (header: string[], rows: string[][]): void {
   out()
 }
 
-/** Each round visits every target once, starting one further along, so no target always goes first. */
-function rotated<T> (list: T[], round: number): T[] {
-  const k = round % list.length
-  return [...list.slice(k), ...list.slice(0, k)]
+function noiseLine (f: Figures, unit: string): void {
+  out(`Noise floor: per server CPU-second ${noiseText(f.noise('perCpu'))}; ${unit}/s ${noiseText(f.noise('rate'))}.`)
+  out()
 }
+
+/** The table every rate measure prints: the primary figure first, each against `ref` when it ran. */
+function rateTable (f: Figures, targets: Target[], unit: string, opts: { latency: boolean, ref?: string }): void {
+  const ref = opts.ref ?? REF
+  const vs = (s: Samples, name: string): string => s.has(ref) ? fmt(s.ratio(name, ref), 2) : ''
+  table([
+    'target', `${unit} per server CPU-second`, `vs ${ref}`, `${unit}/s`, `vs ${ref}`,
+    ...(opts.latency ? ['p50 ms', 'p99 ms'] : []), 'server CPU', 'load CPU', 'machine CPU'
+  ], targets.map((t) => [
+    t.name, fmt(f.perCpu.of(t.name)), vs(f.perCpu, t.name), fmt(f.rate.of(t.name)), vs(f.rate, t.name),
+    ...(opts.latency ? [fmt(f.p50.of(t.name), 3), fmt(f.p99.of(t.name), 3)] : []),
+    percent(f.server.of(t.name)), percent(f.load.of(t.name)), percent(f.machine.of(t.name))
+  ]))
+}
+
+function hasBufferutil (): boolean {
+  try {
+    require.resolve('bufferutil')
+    return true
+  } catch {
+    return false
+  }
+}
+
+const only = (targets: Target[], names: string[]): Target[] => targets.filter((t) => names.includes(t.name))
+const ran = (f: Figures, ...names: string[]): boolean => names.every((n) => f.perCpu.has(n))
 
 // ---- measures ---------------------------------------------------------------------------------------
 
-async function measureRoundTrips (targets: Target[], loader: Loader): Promise<void> {
+const rtt = (t: Target, conns: number, localAddress: string, size?: number): LoadCommand =>
+  ({ cmd: 'rtt', port: t.port, conns, warmupMs: P.warmupMs, seconds: P.seconds, localAddress, size })
+
+async function measureRoundTrips (all: Target[], loaders: Loader[]): Promise<void> {
+  const targets = only(all, ['A', 'A-copy', 'A-async', 'B', 'C', 'K'])
+  place('core', all, loaders)
   for (const conns of P.rttConns) {
-    const rate: Samples = new Map()
-    const p50: Samples = new Map()
-    const p99: Samples = new Map()
-    const perCpu: Samples = new Map()
-    const cpu = new CpuColumns()
-    for (let round = 0; round < P.rounds; round++) {
-      for (const t of rotated(targets, round)) {
-        const r = await measured(loader, t, { cmd: 'rtt', port: t.port, conns, warmupMs: P.warmupMs, seconds: P.seconds, localAddress: '127.0.0.2' })
-        push(rate, t.name, r.done / r.seconds)
-        push(p50, t.name, r.p50 ?? NaN)
-        push(p99, t.name, r.p99 ?? NaN)
-        push(perCpu, t.name, r.done / r.seconds / r.serverCpu)
-        cpu.add(t.name, r)
-      }
-    }
-    out(`### Round trips, ${conns} connection${conns === 1 ? '' : 's'} (one OPTIONS in flight on each)`)
+    const f = await inRounds(targets, P.rounds, async (t) => await observe(loaders.slice(0, 1), t, [rtt(t, conns, '127.0.0.2')]))
+    out(`### Round trips, ${plural(conns, 'connection')}, one core (one OPTIONS in flight on each)`)
     out()
-    const noise = rate.has('B-copy') ? ratio(rate, 'B-copy', 'B') : undefined
-    if (noise !== undefined) {
-      out(`Noise floor: B-copy/B ${fmt(noise, 2)} (an identical server; ratios within ±${(noiseWidth(noise) * 100).toFixed(0)}% of 1 prove nothing).`)
-      out()
-    }
-    table(['target', 'round trips/s', 'vs B', 'p50 ms', 'p99 ms', 'per server CPU-second', ...CpuColumns.header], targets.map((t) => [
-      t.name, fmt(spread(rate.get(t.name) ?? [])), fmt(ratio(rate, t.name, 'B'), 2),
-      fmt(spread(p50.get(t.name) ?? []), 3), fmt(spread(p99.get(t.name) ?? []), 3),
-      fmt(spread(perCpu.get(t.name) ?? [])), ...cpu.row(t.name)
-    ]))
-    goal(`A/B round trips/s at ${conns} connection${conns === 1 ? '' : 's'} ≥ 0.95`, ratio(rate, 'A', 'B'), (m) => m >= 0.95, 2, noise)
-    if (rate.has('A-async')) goal(`A-async/A round trips/s at ${conns} connection${conns === 1 ? '' : 's'} (the ordered queue) ≥ 0.95`, ratio(rate, 'A-async', 'A'), (m) => m >= 0.95, 2, noise)
-    if (conns === 50 && rate.has('K')) goal('A/K round trips/s at 50 connections ≥ 1.5', ratio(rate, 'A', 'K'), (m) => m >= 1.5)
+    noiseLine(f, 'round trips')
+    rateTable(f, targets, 'round trips', { latency: true })
+    const at = `at ${plural(conns, 'connection')}`
+    const perCpu = f.noise('perCpu')
+    if (ran(f, 'A', 'C')) goal(`A/C round trips per server CPU-second ${at}`, f.perCpu.ratios('A', 'C'), perCpu, '>=', 0.95)
+    if (ran(f, 'A', 'B')) goal(`A/B round trips per server CPU-second ${at}`, f.perCpu.ratios('A', 'B'), perCpu, '>=', 1.00)
+    if (ran(f, 'A-async', 'A')) goal(`A-async/A round trips per server CPU-second ${at} (the ordered queue)`, f.perCpu.ratios('A-async', 'A'), perCpu, '>=', 0.95)
+    if (conns === 50 && ran(f, 'A', 'K')) goal(`A/K round trips per server CPU-second ${at}, one core each`, f.perCpu.ratios('A', 'K'), perCpu, '>=', 2.0)
   }
 }
 
-async function measureHandshakes (targets: Target[], loader: Loader): Promise<void> {
-  const rate: Samples = new Map()
-  const cpu = new CpuColumns()
+async function measureSizes (all: Target[], loaders: Loader[]): Promise<void> {
+  const targets = only(all, ['A', 'A-copy', 'A-js', 'C'])
+  place('core', all, loaders)
+  out(`### Message sizes, ${plural(P.sizeConns, 'connection')}, one core (an OPTIONS with a body, answered by a bare 200 OK)`)
+  out()
+  out('A-js is A with ws\'s native `bufferutil` turned off (WS_NO_BUFFER_UTIL=1): ws then unmasks every frame')
+  out(`in JavaScript, a byte at a time. bufferutil is ${hasBufferutil() ? 'installed, so A, A-copy and C use it' : '**not installed**: A and A-js are the same here'}.`)
+  out()
+  for (const size of P.sizes) {
+    const f = await inRounds(targets, P.rounds, async (t) => await observe(loaders.slice(0, 1), t, [rtt(t, P.sizeConns, '127.0.0.2', size)]))
+    const bytes = size === 0 ? 'a bare OPTIONS (about 245 bytes)' : `${plural(size, 'byte')}`
+    out(`#### ${bytes}`)
+    out()
+    noiseLine(f, 'messages')
+    rateTable(f, targets, 'messages', { latency: true })
+    if (ran(f, 'A', 'A-js')) out(`bufferutil: A/A-js per server CPU-second ${fmt(f.perCpu.ratio('A', 'A-js'), 2)}.`)
+    out()
+  }
+}
+
+async function measureHandshakes (all: Target[], loaders: Loader[]): Promise<void> {
+  const targets = only(all, ['A', 'A-copy', 'B', 'C', 'K'])
+  place('core', all, loaders)
   // 20 source addresses: the load side's TIME_WAIT sockets stay far from the ephemeral port range's end.
   const localAddresses = Array.from({ length: 20 }, (_, i) => `127.0.0.${20 + i}`)
-  for (let round = 0; round < P.rounds; round++) {
-    for (const t of rotated(targets, round)) {
-      const r = await measured(loader, t, { cmd: 'handshakes', port: t.port, concurrency: P.handshakeConcurrency, seconds: P.seconds, localAddresses })
-      push(rate, t.name, r.done / r.seconds)
-      cpu.add(t.name, r)
-    }
-  }
-  out(`### Handshakes (open with sub-protocol sip, then a clean close), concurrency ${P.handshakeConcurrency}`)
-  out()
-  table(['target', 'handshakes/s', 'vs B', ...CpuColumns.header], targets.map((t) => [
-    t.name, fmt(spread(rate.get(t.name) ?? [])), fmt(ratio(rate, t.name, 'B'), 2), ...cpu.row(t.name)
+  const f = await inRounds(targets, P.rounds, async (t) => await observe(loaders.slice(0, 1), t, [
+    { cmd: 'handshakes', port: t.port, concurrency: P.handshakeConcurrency, seconds: P.seconds, localAddresses }
   ]))
-  goal('A/B handshakes/s ≥ 0.90', ratio(rate, 'A', 'B'), (m) => m >= 0.90)
+  out(`### Handshakes, one core (open with sub-protocol sip, then a clean close), concurrency ${P.handshakeConcurrency}`)
+  out()
+  out('A runs two `xhttp:request` hooks on each, one sync and one async.')
+  out()
+  noiseLine(f, 'handshakes')
+  rateTable(f, targets, 'handshakes', { latency: false })
+  if (ran(f, 'A', 'C')) goal('A/C handshakes per server CPU-second, with a sync and an async xhttp:request hook', f.perCpu.ratios('A', 'C'), f.noise('perCpu'), '>=', 0.95)
+}
+
+/** A1 (A), A2 and K with both cores each, the load generators too: what the whole machine serves. */
+async function measureMachine (all: Target[], loaders: Loader[]): Promise<void> {
+  const targets = only(all, ['A', 'A-copy', 'A2', 'K'])
+  place('machine', all, loaders)
+  const pair = loaders.slice(0, 2)
+  for (const conns of P.machineConns) {
+    const f = await inRounds(targets, P.rounds, async (t) => await observe(pair, t, pair.map((_, i) =>
+      rtt(t, Math.ceil(conns / pair.length), `127.0.0.${3 + i}`))))
+    out(`### Round trips, ${plural(conns, 'connection')}, whole machine (${availableParallelism()} cores for servers and load alike; ${pair.length} load generators)`)
+    out()
+    out('A is one process (A1); A2 is two node:cluster workers on one port; K is Kamailio with 2 TCP workers.')
+    out()
+    noiseLine(f, 'round trips')
+    rateTable(f, targets, 'round trips', { latency: false, ref: 'K' })
+    const at = `at ${plural(conns, 'connection')}`
+    if (conns === 50 && ran(f, 'A2', 'K')) goal(`A2/K round trips/s ${at}, whole machine`, f.rate.ratios('A2', 'K'), f.noise('rate'), '>=', 1.5)
+    if (ran(f, 'A2', 'A')) goal(`A2/A1 round trips per server CPU-second ${at}, whole machine`, f.perCpu.ratios('A2', 'A'), f.noise('perCpu'), '>=', 0.90)
+  }
+  place('core', all, loaders)
 }
 
 async function waitForConnections (port: number, expected: number, timeoutMs: number): Promise<number> {
@@ -290,9 +299,11 @@ async function settledMemory (t: Target): Promise<number> {
   return low
 }
 
-async function measureIdle (targets: Target[], loaders: Loader[]): Promise<void> {
-  const perConn: Samples = new Map()
-  const openRate: Samples = new Map()
+async function measureIdle (all: Target[], loaders: Loader[]): Promise<void> {
+  const targets = only(all, ['A', 'A-copy', 'B', 'C', 'K'])
+  place('core', all, loaders)
+  const perConn = new Samples()
+  const openRate = new Samples()
   const share = Math.floor(P.idle / loaders.length)
   const total = share * loaders.length
   // Source addresses are never reused within a run: the load side's sockets linger in TIME_WAIT after a
@@ -314,25 +325,31 @@ async function measureIdle (targets: Target[], loaders: Loader[]): Promise<void>
       const after = await t.memory()
       if (process.env.BENCH_DEBUG !== undefined) out(`  ${t.name}: ${before} -> ${after}`)
       if (open !== total || seen !== total) out(`  ! ${t.name}: ${open} of ${total} opened, ${seen} established (${opened.find((r) => r.firstError !== undefined)?.firstError ?? ''})`)
-      push(perConn, t.name, (after - before) / open)
-      push(openRate, t.name, open / (ms / 1000))
+      perConn.push(t.name, (after - before) / open)
+      openRate.push(t.name, open / (ms / 1000))
       await Promise.all(loaders.map(async (l) => await l.run({ cmd: 'release' })))
     }
   }
+  const noise = noiseFloor(CONTROL.join('/'), perConn.ratios(...CONTROL))
   out(`### Memory per idle connection, ${total.toLocaleString('en-US')} connections over ${loaders.length} load processes`)
   out()
   out('Server memory with the connections open minus the same before them, divided by their number. Node:')
   out('RSS after a full GC. Kamailio: shared memory in use (core.shmmem real_used), where it keeps connections.')
   out()
+  out(`Noise floor: ${noiseText(noise)}.`)
+  out()
   table(['target', 'bytes per connection', 'vs B', 'opened/s while filling'], targets.map((t) => [
-    t.name, fmt(spread(perConn.get(t.name) ?? [])), fmt(ratio(perConn, t.name, 'B'), 2), fmt(spread(openRate.get(t.name) ?? []))
+    t.name, fmt(perConn.of(t.name)), fmt(perConn.ratio(t.name, 'B'), 2), fmt(openRate.of(t.name))
   ]))
-  goal('A/B memory per idle connection ≤ 1.2', ratio(perConn, 'A', 'B'), (m) => m <= 1.2)
+  if (perConn.has('A') && perConn.has('B')) goal('A/B memory per idle connection', perConn.ratios('A', 'B'), noise, '<=', 1.2)
 }
 
 function measureRegistry (): void {
-  const rows = registryBench(P.registrySizes, P.registryRounds)
+  const { rows, control } = registryBench(P.registrySizes, P.registryRounds)
+  const noise = noiseFloor("wsDump('used_desc') timed twice", control)
   out(`### wsDump and one keepalive tick, no sockets (median of ${P.registryRounds} rounds)`)
+  out()
+  out(`Noise floor: ${noiseText(noise)}.`)
   out()
   const sizes = [...new Set(rows.map((r) => r.size))]
   table(['measure', ...sizes.map((n) => `${n.toLocaleString('en-US')} entries`)], [...new Set(rows.map((r) => r.measure))].map((m) => [
@@ -340,98 +357,123 @@ function measureRegistry (): void {
   ]))
   const largest = Math.max(...sizes)
   // The slowest median among the measures named `prefix` (the dump orders; the two kinds of tick).
-  const worst = (prefix: string): Spread => {
-    const us = Math.max(...rows.filter((r) => r.size === largest && r.measure.startsWith(prefix)).map((r) => r.us.median))
-    return { median: us, min: us, max: us }
-  }
-  goal(`wsDump at ${largest.toLocaleString('en-US')} entries < 1 ms (µs, slowest order)`, worst('wsDump'), (m) => m < 1000, 1)
-  goal(`keepalive tick at ${largest.toLocaleString('en-US')} entries < 1 ms (µs, slowest case)`, worst('keepalive tick'), (m) => m < 1000, 1)
+  const worst = (prefix: string): number[] => [Math.max(...rows.filter((r) => r.size === largest && r.measure.startsWith(prefix)).map((r) => r.us.median))]
+  goal(`wsDump at ${largest.toLocaleString('en-US')} entries, µs (slowest order)`, worst('wsDump'), noise, '<=', 1000, 1)
+  goal(`keepalive tick at ${largest.toLocaleString('en-US')} entries, µs (slowest case)`, worst('keepalive tick'), noise, '<=', 1000, 1)
 }
 
-async function measureLwsc (echo: Target, a: Target, k: Target | undefined, loader: Loader): Promise<void> {
+async function measureLwsc (echo: Target, a: Target, k: Target | undefined, loader: Loader, all: Target[]): Promise<void> {
+  place('core', all, [loader])
   const url = `ws://127.0.0.1:${echo.port}/`
-  const modes = ['reused', 'pool', 'fresh'] as const
-  const rate: Samples = new Map()
-  const cpu: Samples = new Map()
-  const relay: Samples = new Map()
-  const relayP50: Samples = new Map()
-  const relayCpu: Samples = new Map()
-  const relays: Array<[Name, Target]> = [['A', a], ...(k === undefined ? [] : [['K', k] as [Name, Target]])]
-  const key = (m: string): Name => m as Name
+  // pool-copy, the same as pool, is this measure's control.
+  const modes = ['reused', 'pool', 'pool-copy', 'fresh'] as const
+  const rate = new Samples()
+  const cpu = new Samples()
+  const relay = new Samples()
+  const relayP50 = new Samples()
+  const relayCpu = new Samples()
+  const relays = [a, ...(k === undefined ? [] : [k])]
   for (let round = 0; round < P.rounds; round++) {
     for (const mode of rotated([...modes], round)) {
-      const r = await measured(loader, echo, { cmd: 'lwsc', url, mode, seconds: P.lwscSeconds })
-      push(rate, key(mode), r.done / r.seconds)
-      push(cpu, key(mode), r.cpu)
+      const r: LoadResult = await loader.run({ cmd: 'lwsc', url, mode: mode === 'pool-copy' ? 'pool' : mode, seconds: P.lwscSeconds })
+      rate.push(mode, r.done / r.seconds)
+      cpu.push(mode, r.cpu)
     }
-    for (const [name, t] of rotated(relays, round)) {
-      const r = await measured(loader, t, { cmd: 'http', url: `http://127.0.0.1:${t.port}/lwsc?url=${url}`, concurrency: P.httpConcurrency, seconds: P.lwscSeconds })
-      push(relay, name, r.done / r.seconds)
-      push(relayP50, name, r.p50 ?? NaN)
-      push(relayCpu, name, r.serverCpu)
+    for (const t of rotated(relays, round)) {
+      const o = await observe([loader], t, [{ cmd: 'http', url: `http://127.0.0.1:${t.port}/lwsc?url=${url}`, concurrency: P.httpConcurrency, seconds: P.lwscSeconds }])
+      relay.push(t.name, o.rate)
+      relayP50.push(t.name, o.p50 ?? NaN)
+      relayCpu.push(t.name, o.serverCpu)
     }
   }
+  const noise = noiseFloor('pool-copy/pool', rate.ratios('pool-copy', 'pool'))
   out('### lwsc: requests/s to a WebSocket peer answering OPTIONS (raw ws, its own process)')
   out()
+  out(`Noise floor: ${noiseText(noise)}.`)
+  out()
+  const label = { reused: 'one reused connection, 1 in flight', pool: 'pool of 4, 64 in flight', 'pool-copy': 'pool of 4 again (the control)', fresh: 'new connection per request' }
   table(['mode', 'requests/s', 'vs new connection per request', 'client CPU'], modes.map((m) => [
-    { reused: 'one reused connection, 1 in flight', pool: 'pool of 4, 64 in flight', fresh: 'new connection per request' }[m],
-    fmt(spread(rate.get(key(m)) ?? [])), fmt(ratio(rate, key(m), key('fresh')), 1), percent(spread(cpu.get(key(m)) ?? []))
+    label[m], fmt(rate.of(m)), fmt(rate.ratio(m, 'fresh'), 1), percent(cpu.of(m))
   ]))
   out(`Through an HTTP front, ${P.httpConcurrency} keep-alive GETs in flight: GET /lwsc on a Fastify route calling`)
   out('`app.lwsc.requestProto()` (A) vs Kamailio\'s xhttp calling `lwsc_request_proto()` (K).')
   out()
-  table(['front', 'requests/s', 'vs K', 'p50 ms', 'front CPU'], relays.map(([name]) => [
-    name, fmt(spread(relay.get(name) ?? [])), fmt(ratio(relay, name, 'K'), 2), fmt(spread(relayP50.get(name) ?? []), 2), percent(spread(relayCpu.get(name) ?? []))
+  table(['front', 'requests/s', 'vs K', 'p50 ms', 'front CPU'], relays.map(({ name }) => [
+    name, fmt(relay.of(name)), fmt(relay.ratio(name, 'K'), 2), fmt(relayP50.of(name), 2), percent(relayCpu.of(name))
   ]))
-  goal('lwsc pool / new connection per request ≥ 10', ratio(rate, key('pool'), key('fresh')), (m) => m >= 10, 1)
+  goal('lwsc pool / new connection per request', rate.ratios('pool', 'fresh'), noise, '>=', 10, 1)
 }
 
 // ---- main -------------------------------------------------------------------------------------------
+
+async function startTargets (stops: Array<() => Promise<void> | void>): Promise<Target[]> {
+  const targets: Target[] = []
+  const add = (t: Target): void => { stops.push(t.stop); targets.push(t) }
+  let redisUrl: string | undefined
+  if (!argv.includes('--no-cluster-redis') && TARGETS.has('A2')) {
+    // Cluster mode (SPEC §7): A2's workers are nodes of one registry through this Redis (see startA).
+    const redis = await startRedis()
+    stops.push(redis.stop)
+    redisUrl = redis.url
+    out(`Cluster mode: A2's workers share the Redis at ${redis.url}.`)
+    out()
+  }
+  const node: Array<[string, Parameters<typeof startNodeTarget>[0], Record<string, string>]> = [
+    ['A', 'A', {}], ['A-copy', 'A', {}], ['A-async', 'A-async', {}], ['A-js', 'A', { WS_NO_BUFFER_UTIL: '1' }],
+    ['A2', 'A2', { WORKERS: process.env.WORKERS ?? '2', ...(redisUrl === undefined ? {} : { BENCH_REDIS: redisUrl }) }], ['B', 'B', {}], ['C', 'C', {}]
+  ]
+  for (const [name, kind, env] of node) if (TARGETS.has(name)) add(await startNodeTarget(kind, name, env))
+  const k = TARGETS.has('K') ? await startKamailioTarget('K', 2, SMOKE) : 'not asked for (--targets)'
+  if (typeof k === 'string') {
+    out(`Target K skipped: ${k}`)
+    out()
+  } else {
+    add(k)
+  }
+  return targets
+}
 
 async function main (): Promise<void> {
   const started = Date.now()
   const stops: Array<() => Promise<void> | void> = []
   try {
-    out(`# fastify-sip-ws bench — ${new Date().toISOString()}, Node ${process.version}, ${SMOKE ? 'SMOKE (tiny numbers, not figures)' : `${P.rounds} interleaved rounds (${P.idleRounds} for memory)`}`)
+    out(`# fastify-sip-ws bench — ${new Date().toISOString()}, Node ${process.version}, ${SMOKE ? 'SMOKE (tiny numbers, not figures)' : `${P.rounds} interleaved rounds of ${P.seconds} s (${P.idleRounds} for memory)`}`)
     out()
-    const targets: Target[] = []
-    for (const [kind, name] of [['A', 'A'], ['A-async', 'A-async'], ['B', 'B'], ['B', 'B-copy'], ['C', 'C']] as const) {
-      if (!TARGETS.has(name)) continue
-      const t = await startNodeTarget(kind, name)
-      stops.push(t.stop)
-      targets.push(t)
-    }
-    const k = TARGETS.has('K') ? await startKamailioTarget() : 'not asked for (--targets)'
-    if (typeof k === 'string') {
-      out(`Target K skipped: ${k}`)
-      out()
-    } else {
-      stops.push(k.stop)
-      targets.push(k)
-    }
+    out(CORES.pinned
+      ? `Pinning: servers on core ${CORES.server}, load generators on core${CORES.load.length > 1 ? 's' : ''} ${CORES.load} (taskset), except where a measure says whole machine.`
+      : `Pinning: off (${CORES.why ?? ''}); every process may use every core.`)
+    out()
+    const targets = await startTargets(stops)
     out(`Targets: ${targets.map((t) => `${t.name} on 127.0.0.1:${t.port}`).join(', ')}`)
     out()
     const loaders = await Promise.all(Array.from({ length: P.loaders }, async () => await Loader.start()))
     stops.push(() => { for (const l of loaders) l.stop() })
 
-    if (wants('rtt')) await measureRoundTrips(targets, loaders[0])
-    if (wants('handshakes')) await measureHandshakes(targets, loaders[0])
+    if (wants('rtt')) await measureRoundTrips(targets, loaders)
+    if (wants('sizes')) await measureSizes(targets, loaders)
+    if (wants('handshakes')) await measureHandshakes(targets, loaders)
+    if (wants('machine')) await measureMachine(targets, loaders)
     if (wants('idle')) await measureIdle(targets, loaders)
     if (wants('registry')) measureRegistry()
-    const byName = (name: Name): Target | undefined => targets.find((t) => t.name === name)
+    const byName = (name: string): Target | undefined => targets.find((t) => t.name === name)
     const [a, c] = [byName('A'), byName('C')]
-    if (wants('lwsc') && a !== undefined && c !== undefined) await measureLwsc(c, a, byName('K'), loaders[0])
+    if (wants('lwsc') && a !== undefined && c !== undefined) await measureLwsc(c, a, byName('K'), loaders[0], targets)
 
     out('### Goals')
     out()
-    table(['goal', 'measured (median, min–max)', 'noise floor', ''], goals.map((g) => [g.text, g.shown, g.noise === undefined ? '' : `±${(noiseWidth(g.noise) * 100).toFixed(0)}%`, verdict(g)]))
+    out('Judged on the median ratio widened by its measure\'s noise floor: pass when the whole band meets the goal,')
+    out('miss when none of it does, "within noise" when the run cannot tell.')
+    out()
+    table(['goal', 'measured (median, min–max of rounds)', 'noise floor', 'band', 'verdict'], goals.map(goalRow))
     out(`Bench took ${Math.round((Date.now() - started) / 1000)} s.`)
   } finally {
     for (const stop of stops.reverse()) await stop()
   }
 }
 
-main().catch((err: unknown) => {
+const run = argv.includes('--twice') ? async () => { process.exitCode = await twice(argv.filter((a) => a !== '--twice')) } : main
+run().catch((err: unknown) => {
   process.stderr.write(`${String((err as Error).stack ?? err)}\n`)
   process.exitCode = 1
 })
+

@@ -4,16 +4,24 @@
  * copied from the request. Kept minimal on purpose, so the figures show transport cost, not a SIP parser.
  */
 
-/** The request the load generators send (RFC 7118 §5: a `.invalid` Via host over WebSocket). */
-export function optionsRequest (tag: string): string {
-  return `OPTIONS sip:bench@127.0.0.1 SIP/2.0\r\n` +
+/**
+ * The request the load generators send (RFC 7118 §5: a `.invalid` Via host over WebSocket). With `size`,
+ * a body of `x`s makes the whole message that many bytes: the larger sizes stand for MSRP chunks.
+ */
+export function optionsRequest (tag: string, size = 0): string {
+  const head = `OPTIONS sip:bench@127.0.0.1 SIP/2.0\r\n` +
     `Via: SIP/2.0/WS bench.invalid;branch=z9hG4bK-${tag}\r\n` +
     'Max-Forwards: 70\r\n' +
     `From: <sip:load@bench.invalid>;tag=${tag}\r\n` +
     'To: <sip:bench@127.0.0.1>\r\n' +
     `Call-ID: ${tag}@bench.invalid\r\n` +
-    'CSeq: 1 OPTIONS\r\n' +
-    'Content-Length: 0\r\n\r\n'
+    'CSeq: 1 OPTIONS\r\n'
+  const bare = head + 'Content-Length: 0\r\n\r\n'
+  if (size <= bare.length) return bare
+  // The Content-Length digits count too: find the body length whose whole message is `size` bytes.
+  let body = size - bare.length
+  while (head.length + `Content-Length: ${body}\r\n\r\n`.length + body > size) body--
+  return `${head}Content-Length: ${body}\r\n\r\n${'x'.repeat(body)}`
 }
 
 const COPIED = /^(?:via|v|from|f|to|t|call-id|i|cseq)\s*:/i

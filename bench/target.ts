@@ -2,9 +2,14 @@
  * One bench target in its own process, so it never shares an event loop with the load:
  *
  *   A  this plugin: registry, hooks, statistics and keepalive on; the OPTIONS answered in a
- *      `websocket:message` hook. It also serves GET /lwsc, which relays through `app.lwsc` (measure 5).
- *   A-async  the same with an async hook (it awaits a resolved promise): each message then goes through
- *      the connection's ordered hook queue.
+ *      `websocket:message` hook. Each handshake runs two `xhttp:request` hooks first, a sync one and an
+ *      async one, as an app checking an Origin and then a token would. It also serves GET /lwsc, which
+ *      relays through `app.lwsc` (measure 5). run.ts also starts it as A-copy (the control: an identical
+ *      second A) and as A-js (ws without its native `bufferutil`: WS_NO_BUFFER_UTIL=1).
+ *   A-async  the same with an async message hook (it awaits a resolved promise): each message then goes
+ *      through the connection's ordered hook queue.
+ *   A2  A in 2 node:cluster workers sharing one port (WORKERS sets how many); the primary only hands out
+ *      connections. With BENCH_REDIS set, each worker turns cluster mode on with that Redis.
  *   B  plain fastify + @fastify/websocket: a `{ websocket: true }` route.
  *   C  raw `ws` WebSocketServer on node:http.
  *
@@ -12,15 +17,16 @@
  * its memory after a full GC (`{ cmd: 'snapshot', file }` writes a heap snapshot). Each picks sub-protocol `sip` when offered, as Kamailio does.
  */
 import websocket from '@fastify/websocket'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
+import cluster from 'node:cluster'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { writeHeapSnapshot } from 'node:v8'
 import { WebSocketServer, type WebSocket } from 'ws'
-import sipWs, { type WsMessage } from '../lib'
+import sipWs, { type SipWsOptions, type WsMessage } from '../lib'
 import { answerOptions, optionsRequest } from './sip'
 
-export type TargetKind = 'A' | 'A-async' | 'B' | 'C'
+export type TargetKind = 'A' | 'A-async' | 'A2' | 'B' | 'C'
 export interface TargetMemory { rss: number, heapUsed: number, external: number, arrayBuffers: number }
 export type TargetReply = { port: number } | { mem: TargetMemory }
 
@@ -35,10 +41,29 @@ function answerOn (ws: WebSocket): void {
   })
 }
 
+/**
+ * What an app's `xhttp:request` hooks cost on each handshake: a sync check of a header, then an async one
+ * (a lookup that answers at once, as a cache hit would). Neither refuses the bench's requests.
+ */
+function addRequestHooks (app: FastifyInstance): void {
+  app.addWsHook('xhttp:request', (request, reply) => {
+    if (request.headers['x-bench-refuse'] !== undefined) void reply.code(403).send()
+  })
+  app.addWsHook('xhttp:request', async (request, reply) => {
+    if (await Promise.resolve(request.headers['x-bench-refuse-later']) !== undefined) void reply.code(403).send()
+  })
+}
+
 async function startA (async: boolean): Promise<number> {
   const app = Fastify({ logger: false })
   // The defaults: Ping keepalive after 180 s idle, swept every second; statistics always on.
-  await app.register(sipWs, { keepaliveMechanism: 1 })
+  const options: SipWsOptions = { keepaliveMechanism: 1 }
+  const redis = process.env.BENCH_REDIS
+  // Cluster mode (SPEC §7): run.ts starts a redis-server and sets BENCH_REDIS for A2's workers, which are
+  // then nodes of one registry, as `WORKERS=2 REDIS_URL=... npm run example` runs.
+  if (redis !== undefined) options.cluster = { redis }
+  await app.register(sipWs, options)
+  addRequestHooks(app)
   const answer = (msg: WsMessage): void => {
     if (typeof msg.data !== 'string') return
     const text = answerOptions(msg.data)
@@ -52,6 +77,22 @@ async function startA (async: boolean): Promise<number> {
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
   return (app.server.address() as AddressInfo).port
+}
+
+/**
+ * The cluster primary: forks the workers, each an A listening on port 0, which node:cluster turns into one
+ * shared port (the primary accepts and hands connections out round-robin). Resolves with that port once
+ * every worker listens.
+ */
+async function startA2 (): Promise<number> {
+  const workers = Number(process.env.WORKERS ?? 2)
+  const ports = await Promise.all(Array.from({ length: workers }, async () => await new Promise<number>((resolve, reject) => {
+    const worker = cluster.fork({ BENCH_WORKER: '1' })
+    worker.once('listening', (address) => { resolve(address.port) })
+    worker.once('exit', (code) => { reject(new Error(`A2 worker exited with ${String(code)} before listening`)) })
+  })))
+  if (new Set(ports).size !== 1) throw new Error(`A2 workers listen on different ports: ${ports.join(', ')}`)
+  return ports[0]
 }
 
 async function startB (): Promise<number> {
@@ -78,13 +119,18 @@ function memory (): TargetMemory {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
 }
 
-if (require.main === module) {
+if (require.main === module && cluster.isWorker) {
+  // An A2 worker: serves until the primary goes.
+  process.setSourceMapsEnabled(false)
+  process.on('disconnect', () => { process.exit(0) })
+  startA(false).catch((err: unknown) => { process.stderr.write(`${String((err as Error).stack)}\n`); process.exit(1) })
+} else if (require.main === module) {
   // tsx turns source maps on, which makes every Error's stack cost a source-map lookup; ws builds an error
   // on most closes. A server in production runs compiled JS without them, so the bench does too.
   process.setSourceMapsEnabled(false)
   const kind = process.argv[2] as TargetKind
-  const start = { A: async () => await startA(false), 'A-async': async () => await startA(true), B: startB, C: startC }[kind]
-  if (start === undefined || process.send === undefined) throw new Error('usage: fork(bench/target.ts, [A|A-async|B|C])')
+  const start = { A: async () => await startA(false), 'A-async': async () => await startA(true), A2: startA2, B: startB, C: startC }[kind]
+  if (start === undefined || process.send === undefined) throw new Error('usage: fork(bench/target.ts, [A|A-async|A2|B|C])')
   start().then((port) => {
     process.send?.({ port } satisfies TargetReply)
     process.on('message', (m: { cmd: string, file?: string }) => {

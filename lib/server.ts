@@ -20,8 +20,6 @@ import { upgradeHead } from './upgrade'
 
 const kConnection = Symbol('fastify-sip-ws.connection')
 const kProtocol = Symbol('fastify-sip-ws.protocol')
-const TEXT = { binary: false }
-const BINARY = { binary: true }
 const { OPEN } = WebSocket
 
 type Tagged<T> = T & { [kConnection]?: Connection }
@@ -70,6 +68,11 @@ export class WsServer {
   private stopDrain: (() => void) | null = null
   private draining: Promise<void> | null = null
   private emptyWaiters: Array<() => void> = []
+  /**
+   * Date.now() of the message whose hooks are running synchronously, 0 outside them: a reply a sync hook
+   * sends (the usual case) reuses it instead of reading the clock a second time for the same message.
+   */
+  private messageNow = 0
 
   constructor (readonly settings: Settings, private readonly hooks: Hooks, readonly log: FastifyBaseLogger) {
     this.stats = new Stats(settings.enabledProtocols)
@@ -254,15 +257,20 @@ export class WsServer {
     server.registry.touch(conn, now)
     server.stats.received(conn.counters!)
     if (!server.hooks.has('websocket:message')) return
+    server.messageNow = now
     // One object shape for text and binary (the union is for the hooks' types), so this site stays monomorphic.
-    server.dispatcher.dispatch(conn, 'websocket:message', {
-      id: conn.id,
-      data: isBinary ? data : data.toString(),
-      binary: isBinary,
-      subProtocol: conn.subProtocol,
-      remoteAddress: conn.remoteAddress,
-      remotePort: conn.remotePort
-    } as WsMessage, data.length + MESSAGE_OVERHEAD)
+    try {
+      server.dispatcher.dispatch(conn, 'websocket:message', {
+        id: conn.id,
+        data: isBinary ? data : data.toString(),
+        binary: isBinary,
+        subProtocol: conn.subProtocol,
+        remoteAddress: conn.remoteAddress,
+        remotePort: conn.remotePort
+      } as WsMessage, data.length + MESSAGE_OVERHEAD)
+    } finally {
+      server.messageNow = 0
+    }
   })(this)
 
   /** Ping or Pong received (ws answers Pings itself, which is a frame sent). */
@@ -332,8 +340,10 @@ export class WsServer {
       this.close(conn, 'error', CLOSE_POLICY, 'Send buffer limit exceeded')
       return false
     }
-    conn.socket.send(data, typeof data === 'string' ? TEXT : BINARY)
-    this.registry.touch(conn, Date.now())
+    // ws frames a string as text and anything else as binary, as we want: options would only cost an
+    // object spread inside ws's send() on every message.
+    conn.socket.send(data)
+    this.registry.touch(conn, this.messageNow !== 0 ? this.messageNow : Date.now())
     this.stats.transmitted(conn.counters!)
     return true
   }

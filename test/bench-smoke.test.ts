@@ -28,22 +28,31 @@ const leading = (cell: string): number => Number(cell.split(' ')[0].replace(/,/g
 test('bench smoke run: every target answers every measure', { timeout: 180_000 }, async () => {
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/run.ts'), '--smoke'], { cwd: ROOT, timeout: 170_000, maxBuffer: 4 * 1024 * 1024 })
   assert.doesNotMatch(stdout, /^ {2}! /m, 'a load command failed')
-  // Kamailio is a target wherever .ci/run installed it; a machine without it still checks A, B and C.
-  const node = ['A', 'A-async', 'B', 'B-copy', 'C']
-  const targets = /Target K skipped/.test(stdout) ? node : [...node, 'K']
-  for (const heading of ['### Round trips, 1 connection', '### Round trips, 5 connections', '### Handshakes']) {
+  // Kamailio is a target wherever .ci/run installed it; a machine without it still checks the Node targets.
+  const withK = (names: string[]): string[] => /Target K skipped/.test(stdout) ? names : [...names, 'K']
+  const measures: Array<[string, string[]]> = [
+    ['### Round trips, 1 connection, one core', withK(['A', 'A-copy', 'A-async', 'B', 'C'])],
+    ['### Round trips, 5 connections, one core', withK(['A', 'A-copy', 'A-async', 'B', 'C'])],
+    ['#### a bare OPTIONS', ['A', 'A-copy', 'A-js', 'C']],
+    ['#### 4,096 bytes', ['A', 'A-copy', 'A-js', 'C']],
+    ['### Handshakes', withK(['A', 'A-copy', 'B', 'C'])],
+    ['### Round trips, 10 connections, whole machine', withK(['A', 'A-copy', 'A2'])]
+  ]
+  for (const [heading, targets] of measures) {
     const rows = tableAfter(stdout, heading)
     assert.deepEqual(rows.map((r) => r[0]), targets, heading)
-    for (const row of rows) assert.ok(leading(row[1]) > 0, `${heading}: ${row[0]} did nothing: ${row.join(' | ')}`)
+    // Columns: target, per server CPU-second, vs ref, per second, ... — both figures come from answers.
+    for (const row of rows) assert.ok(leading(row[1]) > 0 && leading(row[3]) > 0, `${heading}: ${row[0]} did nothing: ${row.join(' | ')}`)
   }
   const idle = tableAfter(stdout, '### Memory per idle connection')
-  assert.deepEqual(idle.map((r) => r[0]), targets)
+  assert.deepEqual(idle.map((r) => r[0]), withK(['A', 'A-copy', 'B', 'C']))
   for (const row of idle) assert.ok(Number.isFinite(leading(row[1])), `idle: ${row.join(' | ')}`)
   const lwsc = tableAfter(stdout, '### lwsc:')
-  assert.equal(lwsc.length, 3)
+  assert.equal(lwsc.length, 4)
   for (const row of lwsc) assert.ok(leading(row[1]) > 0, `lwsc: ${row.join(' | ')}`)
+  // Every socket measure prints its control's noise floor.
+  assert.ok((stdout.match(/^Noise floor: per server CPU-second ±[\d.]+% \(A-copy\/A /gm) ?? []).length >= 6, 'a measure without its noise floor')
   const goals = tableAfter(stdout, '### Goals')
-  assert.ok(goals.length >= 7, `goals: ${goals.length}`)
-  for (const row of goals) assert.match(row[3], /^(pass|\*\*miss\*\*|within noise)$/)
-  assert.match(stdout, /Noise floor: B-copy\/B /)
+  assert.ok(goals.length >= 9, `goals: ${goals.length}`)
+  for (const row of goals) assert.match(row[4], /^(pass|\*\*miss\*\*|within noise)$/)
 })
