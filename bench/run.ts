@@ -9,7 +9,7 @@
  *   npm run bench                       the full run (about 11 minutes on 2 cores)
  *   npm run bench -- --twice            two full runs, then whether every verdict agreed (bench/twice.ts)
  *   npm run bench -- --smoke            tiny numbers, to check every target and measure works (test/bench-smoke)
- *   npm run bench -- --only rtt,sizes   some measures: rtt, sizes, handshakes, machine, idle, registry, lwsc
+ *   npm run bench -- --only rtt,sizes   some measures: rtt, sizes, handshakes, machine, idle, registry, lwsc, cluster
  *   npm run bench -- --targets A,A-copy,C   some targets: A, A-copy, A-async, A-js, A2, B, C, K
  *   npm run bench -- --no-pin           no taskset pinning
  *   npm run bench -- --no-cluster-redis A2's workers without cluster mode (by default they share a redis-server
@@ -18,7 +18,10 @@
  *
  * See bench/README.md for the method and the latest tables.
  */
+import { execFile } from 'node:child_process'
 import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { Loader } from './loader'
 import type { LoadCommand, LoadResult } from './load'
 import { cores, pin } from './pin'
@@ -404,6 +407,18 @@ async function measureLwsc (echo: Target, a: Target, k: Target | undefined, load
   goal('lwsc pool / new connection per request', rate.ratios('pool', 'fresh'), noise, '>=', 10, 1)
 }
 
+/**
+ * Cluster mode (SPEC §7): bench/cluster.ts in its own processes (three nodes of ours and three of socket.io's
+ * redis adapter on one redis-server), its tables and verdicts printed here. The other targets sit idle.
+ */
+async function measureCluster (): Promise<void> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(__dirname, 'cluster.ts'), ...(SMOKE ? ['--smoke'] : [])], { maxBuffer: 4 * 1024 * 1024, timeout: 15 * 60_000 })
+  out('### Cluster mode: cross-node sends through Redis (bench/cluster.ts)')
+  out()
+  // Its own title line aside; its headings one level down.
+  for (const line of stdout.split('\n').slice(1)) out(line.startsWith('### ') ? '#' + line : line)
+}
+
 // ---- main -------------------------------------------------------------------------------------------
 
 async function startTargets (stops: Array<() => Promise<void> | void>): Promise<Target[]> {
@@ -458,6 +473,7 @@ async function main (): Promise<void> {
     const byName = (name: string): Target | undefined => targets.find((t) => t.name === name)
     const [a, c] = [byName('A'), byName('C')]
     if (wants('lwsc') && a !== undefined && c !== undefined) await measureLwsc(c, a, byName('K'), loaders[0], targets)
+    if (wants('cluster')) await measureCluster()
 
     out('### Goals')
     out()
