@@ -30,7 +30,10 @@ async function paced (send: (payload: string) => void, rate: number, seconds: nu
   while (performance.now() - started < seconds * 1000) {
     const due = rate === 0 ? sent + 200 : Math.floor(rate * (performance.now() - started) / 1000)
     for (; sent < due; sent++) send(`${now().toFixed(3)} ${pad}`)
-    await new Promise((resolve) => setImmediate(resolve))
+    // Paced: sleep to the next millisecond rather than spin, so the sender leaves the CPU to the rest of
+    // the path it is measuring; flooding: just let I/O run between batches.
+    if (rate === 0) await new Promise((resolve) => setImmediate(resolve))
+    else await new Promise((resolve) => setTimeout(resolve, 1))
   }
   return sent
 }

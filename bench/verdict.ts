@@ -9,6 +9,10 @@
  * for a median (with 8 rounds, the 2nd to 7th values cover the median 93% of the time), so it bounds
  * how far a median ratio may be off, not how far one bad round was.
  *
+ * Eight rounds say little about their own spread, so a measure's floor swings from run to run; the run's
+ * pooled floor (every socket measure's control ratios together, 5th to 95th percentile) is steadier, and a
+ * socket measure's goal is widened by whichever of the two is wider.
+ *
  * A goal is judged on its median, widened by the noise floor on both sides:
  * pass when the whole band meets the goal, miss when none of it does, "within noise" otherwise — the run
  * could not tell.
@@ -60,6 +64,19 @@ export function noiseFloor (control: string, ratios: readonly number[]): Noise {
   const kept = sorted.length >= 6 ? sorted.slice(1, -1) : sorted
   const width = kept.length === 0 ? NaN : Math.max(Math.abs(kept[0] - 1), Math.abs(kept[kept.length - 1] - 1))
   return { control, ratios: spread(sorted), width }
+}
+
+/** The noise floor of many control ratios pooled: the 5th to 95th percentile, not the extremes. */
+export function pooledNoiseFloor (control: string, ratios: readonly number[]): Noise {
+  const sorted = ratios.filter(Number.isFinite).sort((a, b) => a - b)
+  if (sorted.length < 20) return noiseFloor(control, sorted)
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+  return { control, ratios: spread(sorted), width: Math.max(Math.abs(at(0.05) - 1), Math.abs(at(0.95) - 1)) }
+}
+
+/** The wider of two floors. */
+export function wider (a: Noise, b: Noise): Noise {
+  return !Number.isFinite(b.width) || a.width >= b.width ? a : b
 }
 
 export function noiseText (n: Noise): string {
