@@ -7,6 +7,7 @@ import type { Browser } from 'playwright-core'
 import { SIPP, SIPP_HINT, sippPassed } from '../helpers/sipp'
 import { assertChromium, launchChromium } from '../helpers/chromium'
 import { registeredPhone, startEdgeWithCore, type EdgeWithCore } from './sip-core'
+import { reportedSetUp } from '../helpers/set-up'
 
 // test-results/ is git-ignored.
 const SCREENSHOTS = join(__dirname, '..', '..', 'test-results', 'e2e-browser')
@@ -15,13 +16,13 @@ describe('the example page in Chromium, through the edge to a phone behind a Kam
   let edge: EdgeWithCore | undefined
   let browser: Browser | undefined
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     assertChromium()
     assert.ok(existsSync(SIPP), SIPP_HINT)
     edge = await startEdgeWithCore('udp')
     browser = await launchChromium()
     await mkdir(SCREENSHOTS, { recursive: true })
-  })
+  }))
 
   after(async () => {
     await browser?.close()

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { assertChromium, hasChromium, launchChromium } from '../helpers/chromium'
 import { startExample, type Example } from './helpers'
+import { reportedSetUp } from '../helpers/set-up'
 
 // test-results/ is git-ignored.
 const SCREENSHOTS = join(__dirname, '..', '..', 'test-results', 'e2e-browser')
@@ -49,12 +50,12 @@ describe('the example page in Chromium: two people chat', () => {
     await from.page.getByRole('button', { name: 'Send' }).click()
   }
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     if (!hasChromium()) return
     example = await startExample()
     browser = await launchChromium()
     await mkdir(SCREENSHOTS, { recursive: true })
-  })
+  }))
 
   after(async () => {
     for (const person of people) await person.context.close()

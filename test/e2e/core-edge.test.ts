@@ -10,6 +10,7 @@ import { SIPP, SIPP_HINT, sippPassed, startSipp } from '../helpers/sipp'
 import { RawSipClient, within, type Example } from './helpers'
 import { incomingCall, incomingMessage, installNodeWebRtc, NO_MEDIA, registered, send, sessionEvent, stop, userAgent } from './jssip-node'
 import { coreContacts, registeredPhone, startEdgeWithCore, tokenOf, type EdgeWithCore } from './sip-core'
+import { reportedSetUp } from '../helpers/set-up'
 
 function asRequest (message: SipMessage, method: string): SipRequest {
   assert.ok(message instanceof SipRequest && message.method === method, `expected ${method}, got ${message.toString().split('\r\n')[0]}`)
@@ -41,7 +42,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
     return { client, token: tokenOf(contact.Path) }
   }
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     assert.ok(existsSync(SIPP), SIPP_HINT)
     JsSIP.debug.disable()
     installNodeWebRtc()
@@ -51,7 +52,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
     const done = registered(alice, 'alice')
     alice.start()
     await done
-  })
+  }))
 
   after(async () => {
     await Promise.all(raws.map(async (c) => { await c.close() }))
@@ -227,10 +228,10 @@ describe('the edge towards the core over TCP (SIP_LISTEN=tcp)', () => {
   let edge: EdgeWithCore
   let client: RawSipClient | undefined
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     assert.ok(existsSync(SIPP), SIPP_HINT)
     edge = await startEdgeWithCore('tcp')
-  })
+  }))
 
   after(async () => {
     await client?.close()

@@ -11,6 +11,7 @@ import { SIPP, SIPP_HINT, sippPassed, startSipp } from '../helpers/sipp'
 import { startExample, within, type Example } from './helpers'
 import { incomingCall, incomingMessage, installNodeWebRtc, NO_MEDIA, registered, sessionEvent, stop, userAgent } from './jssip-node'
 import { CORE_CFG, coreContacts, tokenOf } from './sip-core'
+import { reportedSetUp } from '../helpers/set-up'
 
 /**
  * Two edge nodes of one cluster in front of a Kamailio core. Alice's connection is on node B, and she
@@ -25,7 +26,7 @@ describe('a core-originated request for a client on node B, sent by the core to 
   let alice: JsSIP.UA
   let coreAddress: string
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     assert.ok(existsSync(SIPP), SIPP_HINT)
     JsSIP.debug.disable()
     installNodeWebRtc()
@@ -47,7 +48,7 @@ describe('a core-originated request for a client on node B, sent by the core to 
     const path = `sip:${token}@127.0.0.1:${listenA};lr;ob`
     await sippPassed(await startSipp('register-path.xml', { remote: coreAddress, port: await freePort(), service: 'alice-at-a', keys: { contact: contact.Address, path } }), 'register-path.xml')
     assert.equal((await coreContacts(core.port, 'alice-at-a'))[0]?.Path, `<${path}>`)
-  })
+  }))
 
   after(async () => {
     if (alice !== undefined) await stop(alice, 'alice')

@@ -12,6 +12,7 @@ import { runExample, type ExampleProcess } from './example-process'
 import { RawSipClient, startExample, within, type Example } from './helpers'
 import { incomingCall, incomingMessage, installNodeWebRtc, NO_MEDIA, registered, send, sessionEvent, stop, userAgent } from './jssip-node'
 import { loadSipJs, nextMessage, peer, send as sipJsSend, type Peer, type SipJs } from './sipjs-node'
+import { reportedSetUp } from '../helpers/set-up'
 
 /** What a loaded 2-core machine may add to a bound. */
 const LATE = 1000
@@ -39,7 +40,7 @@ describe('the example as a cluster: alice and carol on node A (in this process),
   const downs: Array<{ node: ClusterNodeInfo, at: number }> = []
   const downWaiters: Array<() => void> = []
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     JsSIP.debug.disable()
     installNodeWebRtc()
     sip = await loadSipJs()
@@ -69,7 +70,7 @@ describe('the example as a cluster: alice and carol on node A (in this process),
     bob.start()
     await both
     ;[carol, dave] = await Promise.all([peer(sip, a.wsUrl, 'carol'), peer(sip, bWs, 'dave')])
-  })
+  }))
 
   after(async () => {
     if (alice !== undefined) await stop(alice, 'alice')

@@ -5,6 +5,7 @@ import { parseVia, splitList } from '../../example/sip-header'
 import { parseSip } from '../../example/sip-message'
 import { startExample, within, type Example } from './helpers'
 import { incomingMessage, registered, send, stop, userAgent } from './jssip-node'
+import { reportedSetUp } from '../helpers/set-up'
 
 describe('JsSIP UAs through the example server', () => {
   let example: Example
@@ -13,7 +14,7 @@ describe('JsSIP UAs through the example server', () => {
   /** Every SIP message the server received, as the UAs sent it. */
   const seen: string[] = []
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     JsSIP.debug.disable()
     example = await startExample()
     example.app.addWsHook('websocket:message', (m) => { seen.push(m.data.toString()) })
@@ -23,7 +24,7 @@ describe('JsSIP UAs through the example server', () => {
     alice.start()
     bob.start()
     await both
-  })
+  }))
 
   after(async () => {
     await Promise.all([stop(alice, 'alice'), stop(bob, 'bob')])

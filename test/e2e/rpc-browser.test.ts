@@ -7,6 +7,7 @@ import type WebSocket from 'ws'
 import { assertChromium, hasChromium, launchChromium } from '../helpers/chromium'
 import { connect, startApp } from '../helpers/server'
 import { handshakeStatus, startExample, within, type Example } from './helpers'
+import { reportedSetUp } from '../helpers/set-up'
 
 // Chromium resolves this name to 127.0.0.1 itself, so a page can be cross-site without DNS.
 const EVIL = 'evil.test'
@@ -70,11 +71,11 @@ describe('in Chromium, no web page can drive /RPC', () => {
   let pages: { app: FastifyInstance, port: number } | undefined
   let rpcUrl = ''
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     if (!hasChromium()) return
     pages = await startPages(() => rpcUrl)
     browser = await launchChromium(`MAP ${EVIL} 127.0.0.1`)
-  })
+  }))
   after(async () => {
     await browser?.close()
     await pages?.app.close()

@@ -6,6 +6,7 @@ import { WebSocketServer } from 'ws'
 import { parseVia, splitList } from '../../example/sip-header'
 import { parseSip, SipRequest, SipResponse, type SipMessage } from '../../example/sip-message'
 import { handshakeStatus, RawSipClient, startExample, within, type Example } from './helpers'
+import { reportedSetUp } from '../helpers/set-up'
 
 function asRequest (message: SipMessage): SipRequest {
   assert.ok(message instanceof SipRequest, `expected a request, got ${message.toString().split('\r\n')[0]}`)
@@ -24,9 +25,9 @@ function vias (message: SipMessage): string[] {
 describe('the xhttp:request gate (Kamailio sample config)', () => {
   let example: Example
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     example = await startExample({ allowedOrigins: ['http://good.example'], allowedHosts: ['127.0.0.1'] })
-  })
+  }))
   after(async () => { await example.app.close() })
 
   test('an Origin not on the list gets 403 Forbidden', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { startExample, within, type Example } from './helpers'
 import { loadSipJs, nextMessage, peer, send, type Peer, type SipJs } from './sipjs-node'
+import { reportedSetUp } from '../helpers/set-up'
 
 describe('sip.js UAs through the example server', () => {
   let sip: SipJs
@@ -9,11 +10,11 @@ describe('sip.js UAs through the example server', () => {
   let alice: Peer
   let bob: Peer
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     sip = await loadSipJs()
     example = await startExample()
     ;[alice, bob] = await Promise.all([peer(sip, example.wsUrl, 'alice'), peer(sip, example.wsUrl, 'bob')])
-  })
+  }))
 
   after(async () => {
     for (const p of [alice, bob]) {
