@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { within } from './helpers'
+import { ownedChild } from '../helpers/children'
 
 const ROOT = join(__dirname, '..', '..')
 
@@ -28,11 +29,11 @@ export interface ExampleProcess {
 
 /** The example (`example/server.ts`) as a process on a free port (PORT=0), with `env`; resolves once it listens. */
 export async function runExample (env: Record<string, string>): Promise<ExampleProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'example', 'server.ts')], {
+  const child = ownedChild(spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'example', 'server.ts')], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
-  })
+  }))
   const lines: LogLine[] = []
   const waiters: Array<{ match: (line: LogLine) => boolean, resolve: (line: LogLine) => void }> = []
   let stderr = ''

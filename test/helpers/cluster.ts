@@ -2,6 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { join } from 'node:path'
 import type { SipWsOptions } from '../../lib'
 import { within } from './pool'
+import { ownedChild } from './children'
 
 export interface NodeEvent { event: string, [field: string]: unknown }
 
@@ -22,7 +23,7 @@ export interface NodeProcess {
 }
 
 export async function startNode (redisUrl: string, options: SipWsOptions = {}): Promise<NodeProcess> {
-  const child: ChildProcess = fork(join(__dirname, '..', 'fixtures', 'cluster-node.ts'), [redisUrl, JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child: ChildProcess = ownedChild(fork(join(__dirname, '..', 'fixtures', 'cluster-node.ts'), [redisUrl, JSON.stringify(options)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const events: NodeEvent[] = []
   const waiters: Array<{ match: (e: NodeEvent) => boolean, resolve: (e: NodeEvent) => void }> = []
   const answers = new Map<number, (m: { result?: unknown, error?: { message: string, code?: string } }) => void>()

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { installCommand } from './system-packages'
+import { ownedChild } from './children'
 
 export const INSTALL_HINT = `Kamailio 5.6 with its WebSocket, lwsc, xhttp and json modules is needed for the interop tests: ${installCommand()}`
 
@@ -48,11 +49,11 @@ export async function startKamailio (cfg: string, port: number, sizes: KamailioO
   }
   const dir = await mkdtemp(join(tmpdir(), 'lwsc-kamailio-'))
   let output = ''
-  const child: ChildProcess = spawn('kamailio', [
+  const child: ChildProcess = ownedChild(spawn('kamailio', [
     ...defineArgs, '-f', cfg, '-l', `tcp:127.0.0.1:${port}`, ...(udp ? ['-l', `udp:127.0.0.1:${port}`] : []), '-DD', '-E', '-m', String(sharedMb), '-M', String(privateMb),
     ...(tcpWorkers === undefined ? [] : ['-N', String(tcpWorkers)]),
     '-P', join(dir, 'kamailio.pid'), '-Y', dir, '-w', dir
-  ], { stdio: ['ignore', 'pipe', 'pipe'] })
+  ], { stdio: ['ignore', 'pipe', 'pipe'] }))
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   const exited = once(child, 'exit')

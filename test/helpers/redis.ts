@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { freePort } from './lwsc'
+import { ownedChild } from './children'
 
 export const REDIS_HINT = 'redis-server is needed for the cluster tests: apt-get install redis-server (.ci/run installs it)'
 
@@ -24,7 +25,7 @@ export async function startRedis (): Promise<RedisServer> {
   let child: ChildProcess | null = null
   let output = ''
   const launch = async (): Promise<void> => {
-    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = ownedChild(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] }))
     child = proc
     proc.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
     proc.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { within } from './pool'
+import { ownedChild } from './children'
 
 export const SIPP = '/usr/bin/sipp'
 export const SIPP_HINT = `${SIPP} is missing: apt-get install sip-tester (CI's .ci/run does this)`
@@ -52,7 +53,7 @@ export async function startSipp (scenario: string, options: SippOptions): Promis
   ]
   let output = ''
   const lineWaiters: Array<{ text: string, resolve: (line: string) => void }> = []
-  const child: ChildProcess = spawn(SIPP, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child: ChildProcess = ownedChild(spawn(SIPP, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }))
   const onData = (chunk: Buffer): void => {
     output += chunk.toString()
     for (const waiter of [...lineWaiters]) {
