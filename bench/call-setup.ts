@@ -70,7 +70,7 @@ async function main (): Promise<void> {
   } finally {
     await edge.close()
   }
-  const kamailio = await startKamailio(CORE_CFG, await freePort(), { udp: true, defines: ['WITH_WEBSOCKET'] })
+  const kamailio = await startKamailio(CORE_CFG, await freePort('both'), { udp: true, defines: ['WITH_WEBSOCKET'] })
   let kamailioTimes: number[]
   try {
     kamailioTimes = await measure(`ws://127.0.0.1:${kamailio.port}/`, `127.0.0.1:${kamailio.port}`)

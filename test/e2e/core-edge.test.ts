@@ -5,7 +5,6 @@ import * as JsSIP from 'jssip'
 import { splitList } from '../../example/sip-header'
 import { SipRequest, SipResponse, type SipMessage } from '../../example/sip-message'
 import type { Kamailio } from '../helpers/kamailio'
-import { freePort } from '../helpers/lwsc'
 import { SIPP, SIPP_HINT, sippPassed, startSipp } from '../helpers/sipp'
 import { RawSipClient, within, type Example } from './helpers'
 import { incomingCall, incomingMessage, installNodeWebRtc, NO_MEDIA, registered, send, sessionEvent, stop, userAgent } from './jssip-node'
@@ -97,7 +96,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
   for (const [scenario, who] of [['uac-call-hangup.xml', 'the phone'], ['uac-call-hear-bye.xml', 'alice']] as const) {
     test(`a sipp phone calls alice through the core; alice answers; ${who} hangs up`, async () => {
       const call = incomingCall(alice)
-      const caller = await startSipp(scenario, { remote: coreAddress(), port: await freePort(), service: 'alice' })
+      const caller = await startSipp(scenario, { remote: coreAddress(), service: 'alice' })
       try {
         const session = await call
         assert.equal(session.direction, 'incoming')
@@ -129,7 +128,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
       await phone.stop()
     }
     const received = incomingMessage(alice)
-    const sender = await startSipp('uac-message.xml', { remote: coreAddress(), port: await freePort(), service: 'alice', keys: { text: 'hello-alice' } })
+    const sender = await startSipp('uac-message.xml', { remote: coreAddress(), service: 'alice', keys: { text: 'hello-alice' } })
     try {
       const event = await within(10000, 'the MESSAGE for alice', received)
       assert.equal(event.request.body.trim(), 'hello-alice')
@@ -155,7 +154,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
   test('erin\'s WebSocket closes; the core\'s INVITE for her gets 430 Flow Failed, and the caller hears the core\'s 480', async () => {
     const { client: erin } = await rawRegistered('erin')
     await erin.close()
-    const caller = await startSipp('uac-call-refused.xml', { remote: coreAddress(), port: await freePort(), service: 'erin' })
+    const caller = await startSipp('uac-call-refused.xml', { remote: coreAddress(), service: 'erin' })
     try {
       // The core turns a 430 into 480 (failure_route in kamailio-core.cfg); any other answer fails the scenario.
       await sippPassed(caller, 'uac-call-refused.xml')
@@ -169,7 +168,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
     const { client: live } = await rawRegistered('frank')
     assert.equal((await coreContacts(core.port, 'frank')).length, 2)
     await gone.close()
-    const caller = await startSipp('uac-call-hangup.xml', { remote: coreAddress(), port: await freePort(), service: 'frank' })
+    const caller = await startSipp('uac-call-hangup.xml', { remote: coreAddress(), service: 'frank' })
     try {
       const invite = asRequest(await live.next(10000), 'INVITE')
       live.send(live.answer(invite, 200, 'OK', { Contact: `<${live.contact}>`, ...recordRoutes(invite) }))
@@ -185,7 +184,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
   test('a forged flow token gets 403 and nothing is relayed; the genuine one reaches the client', async () => {
     const { client, token } = await rawRegistered('grace')
     const forged = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A')
-    const mallory = await startSipp('edge-forged.xml', { remote: `127.0.0.1:${listenPort}`, port: await freePort(), keys: { forged, token } })
+    const mallory = await startSipp('edge-forged.xml', { remote: `127.0.0.1:${listenPort}`, keys: { forged, token } })
     try {
       // Messages reach a connection in order: the first one grace sees is the genuine MESSAGE.
       const message = asRequest(await client.next(10000), 'MESSAGE')
@@ -199,7 +198,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
 
   test('an INVITE the core sends twice over UDP (a retransmission) reaches the client once', async () => {
     const { client, token } = await rawRegistered('heidi')
-    const sipp = await startSipp('edge-retransmit.xml', { remote: `127.0.0.1:${listenPort}`, port: await freePort(), keys: { token } })
+    const sipp = await startSipp('edge-retransmit.xml', { remote: `127.0.0.1:${listenPort}`, keys: { token } })
     try {
       const invite = asRequest(await client.next(10000), 'INVITE')
       // The core sent INVITE, INVITE again, MESSAGE; messages reach a connection in order, so a relayed
@@ -243,7 +242,7 @@ describe('the edge towards the core over TCP (SIP_LISTEN=tcp)', () => {
     assert.equal(asResponse(await client.register('127.0.0.1', 300)).status, 200)
     const [contact] = await coreContacts(edge.core.port, 'judy')
     assert.match(contact.Path, new RegExp(`^<sip:[A-Za-z0-9_-]{24}@127\\.0\\.0\\.1:${edge.listenPort};transport=tcp;lr;ob>$`))
-    const sender = await startSipp('uac-message.xml', { remote: edge.coreAddress, port: await freePort(), service: 'judy', keys: { text: 'over-tcp' } })
+    const sender = await startSipp('uac-message.xml', { remote: edge.coreAddress, service: 'judy', keys: { text: 'over-tcp' } })
     try {
       const message = asRequest(await client.next(10000), 'MESSAGE')
       assert.equal(message.body.trim(), 'over-tcp')

@@ -31,11 +31,11 @@ describe('a core-originated request for a client on node B, sent by the core to 
     JsSIP.debug.disable()
     installNodeWebRtc()
     redis = await startRedis()
-    core = await startKamailio(CORE_CFG, await freePort(), { udp: true })
+    core = await startKamailio(CORE_CFG, await freePort('both'), { udp: true })
     coreAddress = `127.0.0.1:${core.port}`
-    const listenA = await freePort()
+    const listenA = await freePort('both')
     const node = async (listen: number): Promise<Example> => await startExample({ sipCore: `udp:${coreAddress}`, sipListen: `udp:127.0.0.1:${listen}`, redisUrl: redis.url })
-    ;[a, b] = [await node(listenA), await node(await freePort())]
+    ;[a, b] = [await node(listenA), await node(await freePort('both'))]
     await clusterOf(() => a.app.wsCluster.nodes(), 2)
     await clusterOf(() => b.app.wsCluster.nodes(), 2)
     alice = userAgent(b.wsUrl, 'alice').ua
@@ -46,7 +46,7 @@ describe('a core-originated request for a client on node B, sent by the core to 
     assert.ok(contact !== undefined, 'alice is registered at the core')
     const token = tokenOf(contact.Path)
     const path = `sip:${token}@127.0.0.1:${listenA};lr;ob`
-    await sippPassed(await startSipp('register-path.xml', { remote: coreAddress, port: await freePort(), service: 'alice-at-a', keys: { contact: contact.Address, path } }), 'register-path.xml')
+    await sippPassed(await startSipp('register-path.xml', { remote: coreAddress, service: 'alice-at-a', keys: { contact: contact.Address, path } }), 'register-path.xml')
     assert.equal((await coreContacts(core.port, 'alice-at-a'))[0]?.Path, `<${path}>`)
   }))
 
@@ -76,7 +76,7 @@ describe('a core-originated request for a client on node B, sent by the core to 
   test('a phone calls: the INVITE, ACK and BYE reach alice through node A; her answers go out through node B', async (t) => {
     const started = performance.now()
     const call = answered('phone hangs up')
-    const caller = await startSipp('uac-call-hangup.xml', { remote: coreAddress, port: await freePort(), service: 'alice-at-a' })
+    const caller = await startSipp('uac-call-hangup.xml', { remote: coreAddress, service: 'alice-at-a' })
     try {
       const { ended } = await call
       t.diagnostic(`INVITE (core → A → Redis → B → alice) → 200 → ACK in ${(performance.now() - started).toFixed(0)} ms, sipp start-up included`)
@@ -89,7 +89,7 @@ describe('a core-originated request for a client on node B, sent by the core to 
 
   test('alice hangs up: node B takes node A\'s routes (its WebSocket-facing one, and the one with the cluster\'s token) as its own', async () => {
     const call = answered('alice hangs up')
-    const caller = await startSipp('uac-call-hear-bye.xml', { remote: coreAddress, port: await freePort(), service: 'alice-at-a' })
+    const caller = await startSipp('uac-call-hear-bye.xml', { remote: coreAddress, service: 'alice-at-a' })
     try {
       const { session, ended } = await call
       session.terminate()
@@ -102,7 +102,7 @@ describe('a core-originated request for a client on node B, sent by the core to 
 
   test('a MESSAGE from a phone reaches alice through node A, and its 200 goes back to the phone', async () => {
     const received = incomingMessage(alice)
-    const sender = await startSipp('uac-message.xml', { remote: coreAddress, port: await freePort(), service: 'alice-at-a', keys: { text: 'via-node-a' } })
+    const sender = await startSipp('uac-message.xml', { remote: coreAddress, service: 'alice-at-a', keys: { text: 'via-node-a' } })
     try {
       const event = await within(10_000, 'the MESSAGE for alice', received)
       assert.equal(event.request.body.trim(), 'via-node-a')

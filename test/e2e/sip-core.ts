@@ -21,10 +21,10 @@ export interface EdgeWithCore {
 
 /** A Kamailio core (kamailio-core.cfg) on UDP and TCP, and the example edge in front of it. */
 export async function startEdgeWithCore (transport: 'udp' | 'tcp' = 'udp', options: ExampleOptions = {}): Promise<EdgeWithCore> {
-  const core = await startKamailio(CORE_CFG, await freePort(), { udp: true })
+  const core = await startKamailio(CORE_CFG, await freePort('both'), { udp: true })
   try {
     const coreAddress = `127.0.0.1:${core.port}`
-    const listenPort = await freePort()
+    const listenPort = await freePort('both')
     const example = await startExample({ sipCore: `${transport}:${coreAddress}`, sipListen: `${transport}:127.0.0.1:${listenPort}`, ...options })
     return {
       core,
@@ -47,10 +47,9 @@ export async function startEdgeWithCore (transport: 'udp' | 'tcp' = 'udp', optio
  * core (register.xml) names that port as its contact.
  */
 export async function registeredPhone (coreAddress: string, scenario: string, user: string): Promise<Sipp> {
-  const port = await freePort()
-  const phone = await startSipp(scenario, { port })
+  const phone = await startSipp(scenario, {})
   try {
-    await sippPassed(await startSipp('register.xml', { remote: coreAddress, port: await freePort(), service: user, keys: { contact_port: String(port) } }), 'register.xml')
+    await sippPassed(await startSipp('register.xml', { remote: coreAddress, service: user, keys: { contact_port: String(phone.port) } }), 'register.xml')
     return phone
   } catch (err) {
     await phone.stop()

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import dgram from 'node:dgram'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import http from 'node:http'
@@ -84,14 +85,36 @@ export async function startPeer (options: PeerOptions = {}): Promise<PeerServer>
   return peer
 }
 
-/** A port nothing listens on: bound, then released. */
-export async function freePort (): Promise<number> {
+/**
+ * A port on 127.0.0.1 that nothing holds now, for TCP (the default), UDP, or both: picked by the kernel,
+ * then released. A TCP-free port may still be held for UDP (WebRTC's ICE sockets in this process, a SIP
+ * peer), so whatever binds UDP asks for 'udp' or 'both'.
+ */
+export async function freePort (kind: 'tcp' | 'udp' | 'both' = 'tcp'): Promise<number> {
+  if (kind === 'tcp') return await tcpPort(0)
+  // Bounded: the kernel's UDP pick is also free for TCP nearly always.
+  for (let i = 0; i < 20; i++) {
+    const socket = dgram.createSocket('udp4')
+    socket.bind(0, '127.0.0.1')
+    await once(socket, 'listening')
+    const { port } = socket.address()
+    try {
+      if (kind === 'udp' || await tcpPort(port).then(() => true, () => false)) return port
+    } finally {
+      await new Promise<void>((resolve) => { socket.close(() => { resolve() }) })
+    }
+  }
+  throw new Error('no port free for both UDP and TCP on 127.0.0.1 in 20 tries')
+}
+
+/** Binds TCP `port` (0: any) on 127.0.0.1 and releases it; resolves with the port, rejects when it is taken. */
+async function tcpPort (port: number): Promise<number> {
   const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
+  server.listen({ port, host: '127.0.0.1', exclusive: true })
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => { throw err })])
+  const bound = (server.address() as net.AddressInfo).port
   await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-  return port
+  return bound
 }
 
 /** Accepts TCP connections and never answers: an opening handshake that hangs. */

@@ -1,12 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import dgram from 'node:dgram'
-import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { within } from './pool'
 import { ownedChild } from './children'
+import { freePort } from './lwsc'
+import { within } from './pool'
 
 export const SIPP = '/usr/bin/sipp'
 export const SIPP_HINT = `${SIPP} is missing: apt-get install sip-tester (CI's .ci/run does this)`
@@ -15,8 +14,8 @@ export const SCENARIOS = join(__dirname, '..', 'fixtures', 'sipp')
 export interface SippOptions {
   /** `ip:port` to send to; none for a scenario that starts by receiving. */
   remote?: string
-  /** Local UDP port (-p). */
-  port: number
+  /** Local UDP port (-p); by default one free for UDP, picked again should another process take it first. */
+  port?: number
   /** The Request-URI user, `[service]` (-s). */
   service?: string
   /** `[name]` keywords of the scenario (-key name value). */
@@ -27,6 +26,8 @@ export interface SippOptions {
 
 export interface Sipp {
   pid: number
+  /** Its local UDP port. */
+  port: number
   /** Everything it printed, for failure messages. */
   output: () => string
   /** Resolves with the exit status once it has ended (0: the scenario passed). */
@@ -41,11 +42,26 @@ export interface Sipp {
  * files there), and resolves once its UDP port is bound. Stopped by pid; the run is bounded by -timeout.
  */
 export async function startSipp (scenario: string, options: SippOptions): Promise<Sipp> {
+  // A port of our own choosing can still be taken by another process between the pick and sipp's bind:
+  // then sipp exits at once with "Unable to bind main socket", and a new port is picked (bounded).
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port ?? await freePort('udp')
+    try {
+      return await launch(scenario, options, port)
+    } catch (err) {
+      if (options.port !== undefined || !(err instanceof PortTaken) || attempt === 3) throw err
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function launch (scenario: string, options: SippOptions, port: number): Promise<Sipp> {
   const dir = await mkdtemp(join(tmpdir(), 'sipp-'))
   const timeoutMs = options.timeoutMs ?? 30000
   const args = [
     ...(options.remote === undefined ? [] : [options.remote]),
-    '-sf', join(SCENARIOS, scenario), '-i', '127.0.0.1', '-mi', '127.0.0.1', '-p', String(options.port),
+    '-sf', join(SCENARIOS, scenario), '-i', '127.0.0.1', '-mi', '127.0.0.1', '-p', String(port),
     ...(process.env.SIPP_TRACE === undefined ? [] : ['-trace_msg']),
     '-m', '1', '-nostdin', '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error', '-trace_err',
     '-s', options.service ?? 'service',
@@ -67,7 +83,8 @@ export async function startSipp (scenario: string, options: SippOptions): Promis
   child.stdout?.on('data', onData)
   child.stderr?.on('data', onData)
   const exited = new Promise<number>((resolve) => {
-    child.once('exit', (code, signal) => { resolve(code ?? (signal === null ? -1 : 128)) })
+    // 'close', not 'exit': by then everything it printed has been read.
+    child.once('close', (code, signal) => { resolve(code ?? (signal === null ? -1 : 128)) })
     child.once('error', (err) => { output += `\n${err.message}`; resolve(-1) })
   })
   const stop = async (): Promise<void> => {
@@ -80,30 +97,33 @@ export async function startSipp (scenario: string, options: SippOptions): Promis
     // SIPP_TRACE=1 keeps sipp's directory, with its message trace, for a look after the run.
     if (process.env.SIPP_TRACE === undefined) await rm(dir, { recursive: true, force: true })
   }
-  // Its errors come first, then screens of statistics.
+  // Its errors come first (sipp's own lines, e.g. "Unable to bind main socket, errno = 98"), then screens of
+  // statistics.
   const tail = (): string => {
     const lines = output.split('\n').filter((l) => l.trim() !== '')
-    return [...lines.filter((l) => /error|warning|unexpected|aborted/i.test(l)).slice(0, 10), ...lines.slice(-12)].join('\n')
+    return [...lines.filter((l) => /error|errno|unable|warning|unexpected|aborted/i.test(l)).slice(0, 10), ...lines.slice(-12)].join('\n')
   }
   const printed = async (text: string, ms = 10000): Promise<string> => {
     const line = output.split('\n').find((l) => l.includes(text))
     if (line !== undefined) return line.trim()
     return await within(new Promise<string>((resolve) => { lineWaiters.push({ text, resolve }) }), ms, () => `sipp ${scenario} to print ${text}:\n${tail()}`)
   }
-  // Ready when its port is taken; bounded: 100 tries, 50 ms apart at most.
+  // Ready when it holds its port. Bounded: 100 looks, 50 ms apart at most.
   for (let i = 0; ; i++) {
     if (child.exitCode !== null || child.signalCode !== null) {
+      const status = await exited
       await stop()
-      throw new Error(`sipp ${scenario} exited during start-up:\n${tail()}`)
+      const message = `sipp ${scenario} exited (status ${status}) during start-up on port ${port}:\n${tail()}`
+      throw /Unable to bind main socket/.test(output) ? new PortTaken(message) : new Error(message)
     }
-    if (!(await udpPortFree(options.port))) break
+    if (await holdsUdpPort(child.pid ?? 0, port)) break
     if (i === 100) {
       await stop()
-      throw new Error(`sipp ${scenario} did not bind 127.0.0.1:${options.port} within 5 s:\n${tail()}`)
+      throw new Error(`sipp ${scenario} did not bind 127.0.0.1:${port} within 5 s:\n${tail()}`)
     }
     await delay(50)
   }
-  return { pid: child.pid ?? 0, output: tail, exited, printed, stop }
+  return { pid: child.pid ?? 0, port, output: tail, exited, printed, stop }
 }
 
 /** Awaits the end of a sipp run and throws with its output unless the scenario passed. */
@@ -112,15 +132,19 @@ export async function sippPassed (sipp: Sipp, scenario: string, ms = 20000): Pro
   if (status !== 0) throw new Error(`sipp ${scenario} failed (exit ${status}):\n${sipp.output()}`)
 }
 
-async function udpPortFree (port: number): Promise<boolean> {
-  const socket = dgram.createSocket('udp4')
-  try {
-    socket.bind(port, '127.0.0.1')
-    await once(socket, 'listening')
-    return true
-  } catch {
-    return false
-  } finally {
-    try { socket.close() } catch {}
+/**
+ * Whether process `pid` holds a UDP socket bound to 127.0.0.1:`port`: Linux's /proc/net/udp gives the
+ * socket's inode for that address (both in hex), and /proc/<pid>/fd whether the process has it open. Only
+ * looked at, never bound, so the check cannot take the port from sipp, nor mistake another holder for it.
+ */
+async function holdsUdpPort (pid: number, port: number): Promise<boolean> {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  const table = await readFile('/proc/net/udp', 'utf8')
+  const inodes = new Set(table.split('\n').map((line) => line.trim().split(/\s+/)).filter((f) => f[1] === local).map((f) => `socket:[${f[9]}]`))
+  if (inodes.size === 0) return false
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [])
+  for (const fd of fds) {
+    if (inodes.has(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''))) return true
   }
+  return false
 }
