@@ -158,6 +158,10 @@ export function resolveSettings (input: unknown): Settings {
   const options = resolve(SipWsOptionsSchema, input)
   // The schema fills the lwsc defaults; the client checks the rest when the plugin builds it.
   if (options.rpc !== undefined) options.rpc.allowedOrigins = options.rpc.allowedOrigins.map(originOption)
+  // A Ping's payload is at most 125 bytes (RFC 6455 §5.5); the schema can only count characters.
+  if (Buffer.byteLength(options.pingApplicationData) > 125) {
+    throw new InvalidOptionError('"pingApplicationData"', `expected at most 125 bytes in UTF-8, got ${Buffer.byteLength(options.pingApplicationData)}`)
+  }
   return {
     ...options,
     paths: new Set(typeof options.path === 'string' ? [options.path] : options.path),

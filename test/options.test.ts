@@ -49,6 +49,8 @@ describe('options', () => {
     ['hookTimeout', { hookTimeout: 0 }],
     ['hookQueueLimit', { hookQueueLimit: -1 }],
     ['pingApplicationData', { pingApplicationData: 'x'.repeat(126) }],
+    // 63 characters, 126 bytes: a Ping could not carry it.
+    ['pingApplicationData', { pingApplicationData: 'é'.repeat(63) }],
     ['maxPayload', { maxPayload: 1.5 }],
     ['closeTimeout', { closeTimeout: 0 }],
     ['maxConnections', { maxConnections: -1 }],
