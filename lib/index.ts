@@ -22,7 +22,7 @@ import type { WsData } from './payload'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Adds a hook: `xhttp:request`, `websocket:open`, `websocket:message` or `websocket:closed`. */
+    /** Adds a hook: `xhttp:request`, `websocket:open`, `websocket:message`, `websocket:closed`, `rpc:request` or `cluster:node-down`. */
     addWsHook: <K extends WsHookName>(name: K, fn: WsHookMap[K]) => FastifyInstance
     /** Sends a text (string) or binary (Buffer, Uint8Array) message; false for an unknown or closing connection. */
     wsSend: (id: number, data: WsData) => boolean
