@@ -6,7 +6,7 @@ import { RedisBindings } from './redis-bindings'
 import type { SipProxy } from './sip-proxy'
 
 /** The Redis key and channel prefix of the example's cluster (the plugin's default). */
-export const CLUSTER_PREFIX = 'sipws'
+const CLUSTER_PREFIX = 'sipws'
 /** The plugin's `cluster.nodeTimeout` (its default): a dead node is known within it. */
 export const NODE_TIMEOUT = 3000
 const CONNECT_TIMEOUT = 10000
@@ -77,12 +77,10 @@ export class ClusterLink {
       })
       log.info({ node: node.instance, removed }, 'sip cluster: node down, its bindings purged')
     })
-    let down = false
     this.redis.on('error', (err: Error) => { log.debug({ err }, 'sip cluster: Redis connection error') })
-    this.redis.on('close', () => { down = true })
+    // Attached once ready: every later 'ready' is Redis coming back.
     this.redis.on('ready', () => {
-      if (!down) return
-      down = false
+      locations.redisBack()
       void this.recover(proxy, log)
     })
     app.addHook('onClose', async () => {

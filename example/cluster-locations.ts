@@ -1,18 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { WsCluster } from '../lib'
 import type { RedisBindings, RemoteBinding } from './redis-bindings'
 import type { Binding } from './registrar'
 import { parseUri, type SipUri } from './sip-header'
 import type { ConnectionLocal } from './sip-proxy'
 
 /** What the proxy uses of `app.wsCluster`. */
-export interface ClusterPeers {
-  readonly instance: string
-  nodes: () => Array<{ instance: string }>
-  /** Resolves true once the owning node says its connection took the data. */
-  send: (id: number, data: string) => Promise<boolean>
-}
+export type ClusterPeers = Pick<WsCluster, 'instance' | 'nodes' | 'send'>
 
-/** Thrown when a binding's node cannot be told alive or dead yet: the proxy answers 480, not 404. */
+/**
+ * Thrown when a binding's node cannot be told alive or dead yet: the proxy answers 480 (or hands the
+ * request to the core, when there is one), not 404.
+ */
 export class NodeNotKnownYet extends Error {}
 
 /**
@@ -21,12 +20,13 @@ export class NodeNotKnownYet extends Error {}
  *
  * A binding read from Redis whose node is gone is stale: its node died before it could remove it, and no
  * `cluster:node-down` purged it (every node was down, or this one was). It is purged when found, and the
- * lookup answered as if it was not there. Only once this node has been up for `nodeTimeout`, though:
- * before that it may not have heard every live node's heartbeat yet.
+ * lookup answered as if it was not there. Only once this node has been up, and Redis reachable, for
+ * `nodeTimeout`, though: before that it may not have heard every live node's heartbeat yet.
  */
 export class ClusterLocations {
   private lastWrite: Promise<void> = Promise.resolve()
-  private readonly since: number
+  /** Since when the live nodes are known: start-up, then each time Redis came back. */
+  private since: number
 
   constructor (
     private readonly bindings: RedisBindings,
@@ -38,8 +38,9 @@ export class ClusterLocations {
     this.since = now()
   }
 
-  get instance (): string {
-    return this.peers.instance
+  /** Redis is back: nodes that started while it was away are heard from only within `nodeTimeout`. */
+  redisBack (): void {
+    this.since = this.now()
   }
 
   // ---- this node's bindings, written through --------------------------------------------------------
@@ -85,14 +86,17 @@ export class ClusterLocations {
 
   /**
    * The live binding a Request-URI names on another node, or null. Rejects when Redis cannot be asked
-   * (or the binding's node is not known yet): the proxy then answers 480, since the user may be there.
+   * (or the binding's node is not known yet): the proxy then answers 480 (or asks the core), since the
+   * user may be there.
    */
   async find (ruri: SipUri): Promise<RemoteBinding | null> {
     // Bounded: each round removes what it found stale.
     for (let round = 0; round < 4; round++) {
       const found = await this.bindings.find(ruri)
-      if (found === null || this.alive(found)) return found
-      await this.forget(found)
+      if (found === null) return null
+      const gone = this.nodeGone(found.node)
+      if (!gone && found.node !== this.peers.instance) return found
+      await this.forget(found, gone)
     }
     return null
   }
@@ -111,21 +115,23 @@ export class ClusterLocations {
     return await this.peers.send(connectionId, text)
   }
 
-  private alive (binding: RemoteBinding): boolean {
-    // This node's own bindings are in the in-memory registrar, which was asked first: one found only in
-    // Redis was left behind (its removal failed while Redis was away).
-    if (binding.node === this.peers.instance) return false
-    if (this.peers.nodes().some((n) => n.instance === binding.node)) return true
-    if (this.now() - this.since < this.nodeTimeout) throw new NodeNotKnownYet(`node ${binding.node} not heard from yet`)
-    return false
+  /**
+   * Whether `node` is another node known gone; throws while that cannot be told yet. This node's own
+   * bindings found in Redis are stale too, but not gone: the in-memory registrar, asked first, did not
+   * have them (their removal failed while Redis was away).
+   */
+  private nodeGone (node: string): boolean {
+    if (node === this.peers.instance || this.peers.nodes().some((n) => n.instance === node)) return false
+    if (this.now() - this.since < this.nodeTimeout) throw new NodeNotKnownYet(`node ${node} not heard from yet`)
+    return true
   }
 
   /**
    * Drops a binding found stale: all of its node's when that node is gone; else that one (its node said
    * the connection is gone: its own removal was lost while Redis was away).
    */
-  async forget (binding: RemoteBinding): Promise<void> {
-    if (binding.node !== this.peers.instance && !this.peers.nodes().some((n) => n.instance === binding.node)) {
+  async forget (binding: RemoteBinding, gone = this.nodeGone(binding.node)): Promise<void> {
+    if (gone) {
       const removed = await this.bindings.purge(binding.node)
       this.log.info({ node: binding.node, removed }, 'sip cluster: bindings of a node that is gone purged')
       return

@@ -18,7 +18,12 @@ export interface ClusterKeys {
  * was empty and lost the race: restart it).
  */
 export class ClusterSecret {
-  private constructor (private readonly redis: Redis, private readonly key: string, private readonly value: string) {}
+  /** Derived once: each is an HMAC of the secret. */
+  readonly keys: ClusterKeys
+
+  private constructor (private readonly redis: Redis, private readonly key: string, private readonly value: string) {
+    this.keys = { via: this.derive('via'), flowTokens: this.derive('flow-token') }
+  }
 
   static async agree (redis: Redis, prefix: string): Promise<ClusterSecret> {
     const key = `{${prefix}}:reg:secret`
@@ -26,10 +31,6 @@ export class ClusterSecret {
     const value = await redis.get(key)
     if (value === null) throw new Error(`the cluster secret ${key} vanished from Redis while it was being agreed`)
     return new ClusterSecret(redis, key, value)
-  }
-
-  get keys (): ClusterKeys {
-    return { via: this.derive('via'), flowTokens: this.derive('flow-token') }
   }
 
   async reassert (): Promise<boolean> {

@@ -178,7 +178,8 @@ export class CoreBridge {
       if (!this.options.sendWs(flow, this.toFlow(request, flow, ws))) this.flowGone(request, flow)
       else this.options.log.debug({ to: flow, method: request.method }, 'sip core: request relayed to its flow')
     } else if (this.options.cluster !== undefined) {
-      void this.toRemoteFlow(this.options.cluster, request, flow)
+      // fromCore never throws; neither may what it leaves running.
+      this.toRemoteFlow(this.options.cluster, request, flow).catch((err: unknown) => { this.options.log.error({ err, flow }, 'sip core: relay to a flow on another node failed') })
     } else {
       this.flowFailed(request, flow)
     }

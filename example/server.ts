@@ -8,6 +8,7 @@ import sipWs from '../lib'
 import { adminAccess } from './admin-access'
 import { browserBundle } from './browser-bundle'
 import { ClusterLink } from './cluster-link'
+import type { ClusterLocations } from './cluster-locations'
 import { CoreBridge } from './core-bridge'
 import { CoreTransport } from './core-transport'
 import { formatSipAddress, parseSipAddress } from './sip-address'
@@ -78,8 +79,9 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
 
   // app.wsSend takes any node's connection id; for another node's it is one publish through Redis.
   const proxy = new SipProxy({ send: (id, text) => app.wsSend(id, text), log: app.log, secret: link?.keys.via })
-  const locations = link?.locations(app)
-  if (link !== undefined && locations !== undefined) {
+  let locations: ClusterLocations | undefined
+  if (link !== undefined) {
+    locations = link.locations(app)
     proxy.attachCluster(locations)
     link.attach(app, proxy, locations)
   }
@@ -119,7 +121,8 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
       secure: event.request.protocol === 'https'
     })
   })
-  // A promise (a lookup in Redis, in a cluster) holds the connection's next message until it settles.
+  // A promise (in a cluster: a lookup in Redis, or a REGISTER's write there) holds the connection's next
+  // message until it settles.
   app.addWsHook('websocket:message', (message) => proxy.message(message.id, message.data))
   app.addWsHook('websocket:closed', (event) => {
     proxy.closed(event.id)
@@ -249,7 +252,7 @@ function stopOnSignals (app: FastifyInstance, drainWithin: number): void {
 
 async function main (): Promise<void> {
   const { host, port, drainWithin, ...options } = optionsFromEnv(process.env)
-  const workers = workerCount(process.env)
+  const workers = workerCount(process.env.WORKERS, options.redisUrl)
   if (workers > 1 && cluster.isPrimary) {
     runPrimary(workers, pino({ level: process.env.LOG_LEVEL ?? 'info' }))
     return

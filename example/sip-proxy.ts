@@ -49,7 +49,7 @@ const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDAT
  * In a cluster (`attachCluster`), bindings are written through to Redis, and a request for a user not
  * registered on this node is looked up there and sent to its node's connection with a confirmed
  * `wsCluster.send`. Connection ids are cluster-wide, so the Via's `cid` leads a response back from any
- * node. Only those lookups wait (on Redis); everything local stays synchronous.
+ * node. Only those lookups and a REGISTER's write wait (on Redis); everything else stays synchronous.
  */
 export class SipProxy {
   readonly registrar: Registrar
@@ -107,7 +107,8 @@ export class SipProxy {
 
   /**
    * One WebSocket message. Never throws or rejects: bad input gets a 400 (requests) or is dropped
-   * (responses). Returns a promise only when the message waits on the cluster (a lookup in Redis), so the
+   * (responses). Returns a promise only when the message waits on the cluster (a lookup in Redis, or a
+   * REGISTER's write there), so the
    * plugin runs the connection's next message after it: an INVITE's CANCEL never overtakes it.
    */
   message (id: number, data: string | Buffer): void | Promise<void> {
@@ -313,6 +314,7 @@ export class SipProxy {
       return
     }
     const { connectionId, node } = binding
+    // Rejections of the handlers themselves are caught too: nothing here may become an unhandled rejection.
     cluster.send(connectionId, text).then((delivered) => {
       if (delivered) {
         this.options.log.debug({ id, to: connectionId, node, method: request.method }, 'sip cluster: relayed request')
@@ -324,13 +326,14 @@ export class SipProxy {
     }, (err: unknown) => {
       this.options.log.info({ err, id, to: connectionId, node }, 'sip cluster: relay not confirmed')
       this.notRelayed(id, request)
-    })
+    }).catch((err: unknown) => { this.options.log.error({ err, id, to: connectionId }, 'sip cluster: relay failed') })
   }
 
   /**
    * A registrar-proxy retargets to the registered contact (RFC 3261 §16.5): UAs such as JsSIP answer 404
    * to a Request-URI that is neither their AOR's user nor their contact. The Via names the source
-   * connection and is sent by the target connection's local side.
+   * connection and is sent by `target`: the target connection's local side, or the source's when the
+   * target's was not recorded.
    */
   private retarget (id: number, request: SipRequest, binding: { uri: string }, target: ConnectionLocal | undefined): void {
     request.uri = binding.uri

@@ -5,12 +5,11 @@ import type { FastifyBaseLogger } from 'fastify'
 export const WORKER_INDEX = 'WORKER_INDEX'
 
 /** WORKERS from the environment: 1 when unset. More than one needs REDIS_URL: each worker is a cluster node. */
-export function workerCount (env: NodeJS.ProcessEnv): number {
-  const text = env.WORKERS
+export function workerCount (text: string | undefined, redisUrl: string | undefined): number {
   if (text === undefined || text === '') return 1
   const count = Number(text)
   if (!Number.isInteger(count) || count < 1 || count > 256) throw new Error(`WORKERS must be a whole number from 1 to 256, got ${JSON.stringify(text)}`)
-  if (count > 1 && (env.REDIS_URL === undefined || env.REDIS_URL === '')) {
+  if (count > 1 && redisUrl === undefined) {
     throw new Error(`WORKERS=${count} runs ${count} processes, each a node of one cluster, which needs Redis: set REDIS_URL too (e.g. REDIS_URL=redis://127.0.0.1:6379)`)
   }
   return count

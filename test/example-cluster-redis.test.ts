@@ -147,6 +147,20 @@ describe('ClusterLocations with a real cluster node: bindings whose node is gone
     assert.equal(await client.exists('{sipws}:reg:node:ghost-1'), 0, 'the ghost\'s bindings were purged')
   })
 
+  test('after Redis came back, a node never heard of is not taken for gone until nodeTimeout has passed again', async () => {
+    now = Date.now()
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, NODE_TIMEOUT, node.app.log, () => now)
+    now += NODE_TIMEOUT
+    // It may have started while Redis was away: its heartbeats are heard only now.
+    locations.redisBack()
+    const newcomer = new RedisBindings(client, 'sipws', 'newcomer-1', () => now)
+    await newcomer.put(binding('heidi', 'sip:h1@x.invalid', 77, now + 60_000), LOCAL)
+    await assert.rejects(locations.find(uri('sip:heidi@h')), NodeNotKnownYet)
+    assert.equal(await client.exists('{sipws}:reg:node:newcomer-1'), 1, 'nothing purged meanwhile')
+    now += NODE_TIMEOUT
+    assert.equal(await locations.find(uri('sip:heidi@h')), null)
+  })
+
   test('one of this node that the in-memory registrar no longer has (its removal failed): removed, not found', async () => {
     now = Date.now()
     const mine = new RedisBindings(client, 'sipws', node.app.wsCluster.instance, () => now)
@@ -162,11 +176,11 @@ describe('the example\'s cluster settings from the environment', () => {
     assert.equal(optionsFromEnv({ REDIS_URL: 'redis://127.0.0.1:6379' }).redisUrl, 'redis://127.0.0.1:6379')
     assert.equal(optionsFromEnv({ REDIS_URL: '' }).redisUrl, undefined)
     assert.throws(() => optionsFromEnv({ REDIS_URL: '127.0.0.1:6379' }), /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/)
-    assert.equal(workerCount({}), 1)
-    assert.equal(workerCount({ WORKERS: '1' }), 1)
-    assert.equal(workerCount({ WORKERS: '4', REDIS_URL: 'redis://127.0.0.1:6379' }), 4)
-    assert.throws(() => workerCount({ WORKERS: '2' }), /WORKERS=2 .*set REDIS_URL/)
-    assert.throws(() => workerCount({ WORKERS: 'two' }), /WORKERS must be a whole number from 1 to 256/)
+    assert.equal(workerCount(undefined, undefined), 1)
+    assert.equal(workerCount('1', undefined), 1)
+    assert.equal(workerCount('4', 'redis://127.0.0.1:6379'), 4)
+    assert.throws(() => workerCount('2', undefined), /WORKERS=2 .*set REDIS_URL/)
+    assert.throws(() => workerCount('two', undefined), /WORKERS must be a whole number from 1 to 256/)
   })
 
   test('a Redis that cannot be reached stops the start at once, naming REDIS_URL and why', async () => {
