@@ -147,7 +147,11 @@ export function resolve<T extends TSchema> (schema: T, input: unknown, prefix = 
 
 /** The lwsc client's options: the schema, then what it cannot say (the backoff bounds' order). */
 export function resolveLwscOptions (input: unknown): LwscOptionsResolved {
-  const options = resolve(LwscOptionsSchema, input, 'lwsc.')
+  return checkLwscOptions(resolve(LwscOptionsSchema, input, 'lwsc.'))
+}
+
+/** What the schema cannot say of the lwsc options: one bound against another. */
+function checkLwscOptions (options: LwscOptionsResolved): LwscOptionsResolved {
   if (options.reconnectBackoffMax < options.reconnectBackoffMin) {
     throw new InvalidOptionError('"lwsc.reconnectBackoffMax"', 'must not be below lwsc.reconnectBackoffMin')
   }
@@ -156,7 +160,8 @@ export function resolveLwscOptions (input: unknown): LwscOptionsResolved {
 
 export function resolveSettings (input: unknown): Settings {
   const options = resolve(SipWsOptionsSchema, input)
-  // The schema fills the lwsc defaults; the client checks the rest when the plugin builds it.
+  // Every option is checked here, before register starts anything (a cluster's Redis connection, say).
+  checkLwscOptions(options.lwsc)
   if (options.rpc !== undefined) options.rpc.allowedOrigins = options.rpc.allowedOrigins.map(originOption)
   // A Ping's payload is at most 125 bytes (RFC 6455 §5.5); the schema can only count characters.
   if (Buffer.byteLength(options.pingApplicationData) > 125) {

@@ -4,6 +4,7 @@ import { drainWithin } from './drain'
 import type { SipWsOptionsResolved } from './options'
 import { preflight, rpcAccessHook } from './rpc-access'
 import type { WsCluster } from './cluster/types'
+import { isConnectionId } from './payload'
 import { DUMP_ORDERS, dumpLine, type DumpOrder } from './registry'
 import type { WsServer } from './server'
 
@@ -38,7 +39,7 @@ export function rpcMethods (server: WsServer, cluster: WsCluster): Record<string
     if (params.length === 0) throw new Fault(500, 'Invalid Parameters')
     const id = params[0]
     // Kamailio takes only an integer here; anything else names no connection.
-    if (typeof id !== 'number' || !Number.isInteger(id)) throw new Fault(500, 'Unknown connection ID')
+    if (!isConnectionId(id)) throw new Fault(500, 'Unknown connection ID')
     return id
   }
   const known = (ok: boolean): Record<string, never> => {

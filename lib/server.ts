@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
 import { CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, CLOSE_REASONS, FRAME_ERROR_CLOSE_CODES, RETRY_AFTER_SECONDS } from './constants'
 import { spreadCloses } from './drain'
-import { BadConnectionIdError, InvalidArgumentError, InvalidCloseError } from './errors'
+import { InvalidCloseError } from './errors'
 import { checkRequest, chooseProtocol, corsHeader, parseProtocols, type Refusal } from './handshake'
 import { HookDispatcher, MESSAGE_OVERHEAD } from './hook-queue'
 import type { Hooks, WsMessage } from './hooks'
@@ -12,7 +12,7 @@ import { closeWhenBothEnded, isInjected } from './injected'
 import { frameParser, releaseResponse } from './internals'
 import { Keepalive } from './keepalive'
 import type { Settings } from './options'
-import { isPayload, type WsData } from './payload'
+import { checkConnectionId, payloadError, type WsData } from './payload'
 import { clientAddress, peerAddress } from './peer'
 import { Connection, Registry, describeConnection, type ClosedBy, type ConnectionAddress, type ConnectionInfo, type DumpResult } from './registry'
 import { Stats, type StatsSnapshot } from './stats'
@@ -44,9 +44,6 @@ export function checkClose (code: number, reason: string): void {
   if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) throw new InvalidCloseError('reason', 'must be a string of at most 123 bytes')
 }
 
-function describeArgument (value: unknown): string {
-  return typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : typeof value
-}
 
 /**
  * The WebSocket edge: accepts upgrades, owns every connection, and carries out the admin operations.
@@ -329,7 +326,8 @@ export class WsServer {
   }
 
   send (id: number, data: WsData): boolean {
-    if (!isPayload(data)) throw new InvalidArgumentError('"data"', `expected a string, a Buffer or a Uint8Array, got ${typeof data}`)
+    const bad = payloadError(data)
+    if (bad !== null) throw bad
     const conn = this.registry.get(id)
     if (conn === undefined) return this.remote !== null && this.remote.send(id, data)
     if (!this.writable(conn)) return false
@@ -382,7 +380,7 @@ export class WsServer {
    * a typo (undefined) must not close anything, let alone everything.
    */
   closeById (id: number, code: number = CLOSE_NORMAL, reason: string = CLOSE_REASONS[CLOSE_NORMAL]): boolean {
-    if (typeof id !== 'number' || !Number.isInteger(id)) throw new BadConnectionIdError('wsClose', describeArgument(id))
+    checkConnectionId(id, 'wsClose')
     checkClose(code, reason)
     const conn = this.registry.get(id)
     if (conn === undefined) return this.remote !== null && this.remote.close(id, code, reason)

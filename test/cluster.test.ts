@@ -87,6 +87,12 @@ describe('cluster mode: one registry over several nodes', () => {
     const got = nextText(ws)
     assert.equal(await a.app.wsCluster.send(id, 'confirmed'), true)
     assert.equal(await got, 'confirmed')
+    // Another node's id gets the checks a local one gets, before anything is published.
+    await assert.rejects(a.app.wsCluster.send(id, 123 as unknown as string), { code: 'FST_SIPWS_INVALID_ARGUMENT' })
+    await assert.rejects(a.app.wsCluster.send(id, null as unknown as string), { code: 'FST_SIPWS_INVALID_ARGUMENT' })
+    await assert.rejects(a.app.wsCluster.close(id + 0.5), { code: 'FST_SIPWS_BAD_CONNECTION_ID' })
+    await assert.rejects(a.app.wsCluster.close(id, 1005), { code: 'FST_SIPWS_INVALID_CLOSE' })
+    assert.equal(b.app.wsConnection(id)?.state, 'OPEN')
     assert.equal(await a.app.wsCluster.ping(id), true)
     const closed = once(ws, 'close')
     assert.equal(await a.app.wsCluster.close(id, 4002, 'bye'), true)
@@ -212,6 +218,13 @@ describe('cluster options', () => {
       })
       await app.close()
     }
+    // Every option is checked before the node reaches for Redis: the mistake is named, not Redis.
+    const app = Fastify()
+    await assert.rejects(async () => {
+      await app.register(sipWs, { cluster: { redis: 'redis://127.0.0.1:1' }, lwsc: { reconnectBackoffMin: 500, reconnectBackoffMax: 100 } })
+      await app.ready()
+    }, { code: 'FST_SIPWS_INVALID_OPTION', message: /"lwsc\.reconnectBackoffMax"/ })
+    await app.close()
   })
 
   test('a Redis nobody answers on fails register with a typed error within connectTimeout', async () => {

@@ -4,6 +4,7 @@ import type { Hooks } from '../hooks'
 import type { ConnectionInfo, DumpOrder } from '../registry'
 import { DUMP_LIMIT, DUMP_ORDERS } from '../registry'
 import { BadDumpOrderError } from '../errors'
+import { checkConnectionId, payloadError } from '../payload'
 import { checkClose, type WsServer } from '../server'
 import type { StatsSnapshot } from '../stats'
 import { ClusterNode, type ClusterSettings, type ViewAnswer } from './node'
@@ -58,10 +59,17 @@ export function clusterApi (server: WsServer, node: ClusterNode | null): WsClust
   const instance = node?.instance ?? self().instance
   return {
     instance,
-    send: async (id, data) => local(id) ? server.send(id, data) : await node!.confirm(typeof data === 'string' ? SEND_TEXT : SEND_BINARY, id, data),
+    send: async (id, data) => {
+      if (local(id)) return server.send(id, data)
+      const bad = payloadError(data)
+      if (bad !== null) throw bad
+      return await node!.confirm(typeof data === 'string' ? SEND_TEXT : SEND_BINARY, id, data)
+    },
     close: async (id, status = CLOSE_NORMAL, reason = CLOSE_REASONS[CLOSE_NORMAL]) => {
+      if (local(id)) return server.closeById(id, status, reason)
+      checkConnectionId(id, 'wsCluster.close')
       checkClose(status, reason)
-      return local(id) ? server.closeById(id, status, reason) : await node!.confirm(CLOSE, id, closeBody(status, reason))
+      return await node!.confirm(CLOSE, id, closeBody(status, reason))
     },
     ping: async (id) => local(id) ? server.ping(id) : await node!.confirm(PING, id, null),
     pong: async (id) => local(id) ? server.pong(id) : await node!.confirm(PONG, id, null),

@@ -1,8 +1,8 @@
 import type { ClientOptions } from 'ws'
-import { InvalidArgumentError, LwscClosedError } from '../errors'
+import { LwscClosedError } from '../errors'
 import { resolveLwscOptions, type LwscOptions, type LwscOptionsResolved } from '../options'
 import { OrderedList } from '../ordered-list'
-import { isPayload, type WsData } from '../payload'
+import { payloadError, type WsData } from '../payload'
 import type { LwscContext } from './context'
 import { Endpoint } from './endpoint'
 import { withUrl } from './error-url'
@@ -129,9 +129,8 @@ export class LwscClient {
   // Returns the error instead of throwing so the public methods can reject without an async wrapper.
   private endpointFor (url: string, proto: string, data: unknown): Endpoint | Error {
     if (this.ctx.closed) return withUrl(new LwscClosedError(url), url)
-    if (!isPayload(data)) {
-      return withUrl(new InvalidArgumentError('"data"', `expected a string, a Buffer or a Uint8Array, got ${typeof data}`), url)
-    }
+    const bad = payloadError(data)
+    if (bad !== null) return withUrl(bad, url)
     let byProto = this.endpoints.get(url)
     const known = byProto?.get(proto)
     if (known !== undefined) {
