@@ -18,7 +18,7 @@ export function clientAddress (request: FastifyRequest): string {
  * Both ends of a new connection: the client (the proxy's client when Fastify trusts the proxy) and the
  * socket's own peer beside it. X-Forwarded-For carries no port, so a forwarded client's port is 0
  * (unknown). The transport is `wss` when the socket is TLS or a trusted proxy's X-Forwarded-Proto says
- * https, as Fastify's `request.protocol` reads them.
+ * https (or wss), as Fastify's `request.protocol` reads them.
  */
 export function peerAddress (request: FastifyRequest, socket: Socket | null): ConnectionAddress {
   const socketAddress = socket?.remoteAddress ?? ''

@@ -32,7 +32,7 @@ function isSendableCloseCode (code: number): boolean {
 
 /** Operations on connections of other nodes (cluster mode): true when on their way to a live owner. */
 export interface RemoteConnections {
-  send: (id: number, data: string | Buffer | Uint8Array) => boolean
+  send: (id: number, data: WsData) => boolean
   close: (id: number, code: number, reason: string) => boolean
   ping: (id: number) => boolean
   pong: (id: number) => boolean
@@ -376,8 +376,9 @@ export class WsServer {
   }
 
   /**
-   * Public close: validates its arguments, since they come from users and RPC callers. An id is required:
-   * a typo (undefined) must not close anything, let alone everything.
+   * Public close: validates its arguments, since they come from users and RPC callers. An id is required,
+   * so that a call written for the old `wsClose()` (close everything) or a typo's undefined fails loudly
+   * instead of quietly closing nothing.
    */
   closeById (id: number, code: number = CLOSE_NORMAL, reason: string = CLOSE_REASONS[CLOSE_NORMAL]): boolean {
     checkConnectionId(id, 'wsClose')
