@@ -5,7 +5,7 @@ import IORedis from 'ioredis'
 import type { ClusterNodeInfo, DumpResult } from '../lib'
 import { idPrefix, leaseOf } from '../lib/cluster/ids'
 import { clusterOf, startNode, type NodeProcess } from './helpers/cluster'
-import { within } from './helpers/pool'
+import { until, within } from './helpers/pool'
 import { startRedis, type RedisServer } from './helpers/redis'
 import { connect, startApp, type Started } from './helpers/server'
 
@@ -33,7 +33,7 @@ describe('a node that dies or freezes', () => {
     try {
       await clusterOf(() => observer.app.wsCluster.nodes(), 3)
       // The survivor must have heard the victim too, or it has nobody to miss.
-      await within((async () => { while ((await survivor.call<unknown[]>('nodes')).length < 3) await new Promise((resolve) => setTimeout(resolve, 50)) })(), 10_000, () => 'the survivor to see every node')
+      await until(async () => (await survivor.call<unknown[]>('nodes')).length >= 3, 10_000, () => 'the survivor to see every node')
       const ws = await connect(victim.url)
       ws.on('error', () => {})
       const id = await firstId(victim)
@@ -41,7 +41,7 @@ describe('a node that dies or freezes', () => {
       const killedAt = Date.now()
       victim.signal('SIGKILL')
       const seen = await survivor.next((e) => e.event === 'node-down', NODE_TIMEOUT + LATE, 'node-down on the survivor')
-      await within((async () => { while (downs.length === 0) await new Promise((resolve) => setTimeout(resolve, 20)) })(), NODE_TIMEOUT + LATE, () => 'node-down on the observer')
+      await until(() => downs.length > 0, NODE_TIMEOUT + LATE, () => 'node-down on the observer', 20)
       const detected = downs[0].at - killedAt
       t.diagnostic(`SIGKILLed node known gone after ${detected} ms on one survivor, ${(seen.at as number) - killedAt} ms on the other (nodeTimeout ${NODE_TIMEOUT})`)
       assert.ok(detected <= NODE_TIMEOUT + 500, `detected after ${detected} ms`)
@@ -127,7 +127,7 @@ describe('Redis goes away', () => {
     const down = performance.now()
     // Local traffic goes on: echoes keep coming while Redis is dead.
     const before = echoes
-    await within((async () => { while (echoes < before + 2000) await new Promise((resolve) => setImmediate(resolve)) })(), 10_000, () => 'local echoes during the outage')
+    await until(() => echoes >= before + 2000, 10_000, () => 'local echoes during the outage', 0)
     const failStarted = performance.now()
     await assert.rejects(a.app.wsCluster.send(targetId, 'during'), { code: 'FST_SIPWS_CLUSTER_UNAVAILABLE' })
     assert.ok(performance.now() - failStarted < 50, 'fails fast, no queue')
@@ -171,7 +171,7 @@ describe('Redis goes away', () => {
         }
       })(), 10_000, () => 'B to take another lease')
       const got = once(ws, 'message')
-      await within((async () => { while (!await a.app.wsCluster.send(oldId, 'old id').catch(() => false)) await new Promise((resolve) => setTimeout(resolve, 50)) })(), 5000, () => 'the old id to be reachable')
+      await until(async () => await a.app.wsCluster.send(oldId, 'old id').catch(() => false), 5000, () => 'the old id to be reachable')
       assert.equal(((await got) as [Buffer])[0].toString(), 'old id')
       // A node started now never gets the old lease: its ids have another prefix.
       const c = await startNode(redis.url, { cluster: CLUSTER } as never)

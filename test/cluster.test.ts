@@ -7,7 +7,7 @@ import WebSocket from 'ws'
 import sipWs, { type WsClosedEvent } from '../lib'
 import { idPrefix } from '../lib/cluster/ids'
 import { clusterOf } from './helpers/cluster'
-import { within } from './helpers/pool'
+import { until, within } from './helpers/pool'
 import { startRedis, type RedisServer } from './helpers/redis'
 import { connect, startApp, type Started } from './helpers/server'
 
@@ -97,7 +97,7 @@ describe('cluster mode: one registry over several nodes', () => {
     const closed = once(ws, 'close')
     assert.equal(await a.app.wsCluster.close(id, 4002, 'bye'), true)
     await within(closed, 5000, () => 'the close')
-    await within((async () => { while (b.app.wsConnection(id) !== undefined) await new Promise((resolve) => setImmediate(resolve)) })(), 5000, () => 'the connection to go')
+    await until(() => b.app.wsConnection(id) === undefined, 5000, () => 'the connection to go', 0)
     assert.equal(await a.app.wsCluster.send(id, 'too late'), false, 'the owner says it is gone')
     assert.equal(await a.app.wsCluster.close(id), false)
     // A lease no node holds: nobody to ask.
@@ -140,7 +140,7 @@ describe('cluster mode: one registry over several nodes', () => {
     // Use three on B last, so used_asc starts with them.
     const recent = clients.slice(-3)
     for (const ws of recent) { ws.send('x'); await new Promise((resolve) => setTimeout(resolve, 5)) }
-    await within((async () => { while (b.app.wsStats().ws_received_frames < 3) await new Promise((resolve) => setImmediate(resolve)) })(), 5000, () => 'the messages')
+    await until(() => b.app.wsStats().ws_received_frames >= 3, 5000, () => 'the messages', 0)
     const all = [...a.app.wsDump().connections, ...b.app.wsDump().connections]
     for (const order of ['id_hash', 'used_asc', 'used_desc'] as const) {
       const dump = await a.app.wsCluster.dump(order)
@@ -197,7 +197,7 @@ describe('cluster mode: one registry over several nodes', () => {
     const closed = once(ws, 'close')
     a.app.wsClose(id, 4004, 'x')
     await within(closed, 5000, () => 'the close')
-    await within((async () => { while (!closedOnB.some((e) => e.id === id)) await new Promise((resolve) => setImmediate(resolve)) })(), 5000, () => 'the closed event')
+    await until(() => closedOnB.some((e) => e.id === id), 5000, () => 'the closed event', 0)
     assert.deepEqual(closedOnB.filter((e) => e.id === id).map((e) => [e.by, e.code]), [['local', 4004]])
   })
 })

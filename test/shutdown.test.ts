@@ -7,7 +7,7 @@ import type { WsClosedEvent } from '../lib'
 import { FrameReader, rawWebSocket } from './helpers/frames'
 import { startKamailio, type Kamailio } from './helpers/kamailio'
 import { freePort, startPeer } from './helpers/lwsc'
-import { within } from './helpers/pool'
+import { until, within } from './helpers/pool'
 import { handshakeLines, rawRequest, readResponse, request } from './helpers/raw'
 import { connect, handshakeOutcome, loggedApp, startApp, tally, type Started } from './helpers/server'
 
@@ -223,7 +223,7 @@ describe('closed hooks settle before lwsc closes', () => {
       const ids = s.app.wsDump().connections.map((c) => c.id)
       await within(s.app.close(), 5000 + LATE, () => 'app.close()')
       // notify resolves once written: the sink may still be reading the last ones.
-      await within((async () => { while (received.length < ids.length) await new Promise((resolve) => setImmediate(resolve)) })(), 5000, () => `${received.length} of ${ids.length} notifications`)
+      await until(() => received.length >= ids.length, 5000, () => `${received.length} of ${ids.length} notifications`, 0)
       const events = received.map((r) => JSON.parse(r) as { id: number, by: string, code: number })
       assert.deepEqual(events.map((e) => e.id).sort((a, b) => a - b), ids)
       for (const e of events) assert.deepEqual([e.by, e.code], ['local', 1001])

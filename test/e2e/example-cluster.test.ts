@@ -6,6 +6,7 @@ import type { ClusterNodeInfo } from '../../lib'
 import { NODE_TIMEOUT } from '../../example/cluster-link'
 import { SipResponse } from '../../example/sip-message'
 import { clusterOf } from '../helpers/cluster'
+import { until } from '../helpers/pool'
 import { jsonRpc } from '../helpers/json-rpc'
 import { startRedis, type RedisServer } from '../helpers/redis'
 import { runExample, type ExampleProcess } from './example-process'
@@ -59,9 +60,7 @@ describe('the example as a cluster: alice and carol on node A (in this process),
     bInstance = String((await b.line((l) => l.msg === 'fastify-sip-ws: cluster node up', 5000, 'node B to join')).instance)
     // Each must have heard the other's heartbeat before a send to the other's connections can go.
     await clusterOf(() => a.app.wsCluster.nodes(), 2)
-    await within(10_000, 'node B to see node A', (async () => {
-      while ((await jsonRpc<ClusterNodeInfo[]>(b.port, 'cluster.nodes')).length < 2) await new Promise((resolve) => setTimeout(resolve, 50))
-    })())
+    await until(async () => (await jsonRpc<ClusterNodeInfo[]>(b.port, 'cluster.nodes')).length >= 2, 10_000, () => 'node B to see node A')
     const bWs = b.url.replace(/^http/, 'ws')
     alice = userAgent(a.wsUrl, 'alice').ua
     bob = userAgent(bWs, 'bob').ua
@@ -105,17 +104,11 @@ describe('the example as a cluster: alice and carol on node A (in this process),
     // The nodes may have written theirs back already; a key nobody writes again shows Redis lost it all.
     assert.equal(await inspect.exists('marker'), 0, 'Redis came back empty')
     // No event reaches the test from inside either node: Redis is asked, bounded, until both wrote theirs again.
-    await within(10_000, 'the bindings to be written again', (async () => {
-      while ((await Promise.all(['alice', 'bob', 'carol', 'dave'].map(async (aor) => await inspect.hlen(aorKey(aor))))).includes(0)) {
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
-    })())
+    await until(async () => !(await Promise.all(['alice', 'bob', 'carol', 'dave'].map(async (aor) => await inspect.hlen(aorKey(aor))))).includes(0), 10_000, () => 'the bindings to be written again')
     const written = performance.now() - restartedAt
     assert.equal(await inspect.get('{sipws}:reg:secret'), secret, 'the same secret, written back')
     // Node B's own channel is subscribed again once a confirmed ping to bob's connection goes through.
-    await within(10_000, 'node B to take pings again', (async () => {
-      while (!await a.app.wsCluster.ping(bobId).catch(() => false)) await new Promise((resolve) => setTimeout(resolve, 50))
-    })())
+    await until(async () => await a.app.wsCluster.ping(bobId).catch(() => false), 10_000, () => 'node B to take pings again')
     const reachable = performance.now() - restartedAt
     const received = incomingMessage(bob)
     const [result] = await within(5000, 'alice → bob after the restart', Promise.all([send(alice, 'sip:bob@127.0.0.1', 'after the restart'), received]))

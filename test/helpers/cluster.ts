@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { join } from 'node:path'
 import type { SipWsOptions } from '../../lib'
-import { within } from './pool'
+import { until, within } from './pool'
 import { ownedChild } from './children'
 
 export interface NodeEvent { event: string, [field: string]: unknown }
@@ -82,5 +82,5 @@ export async function startNode (redisUrl: string, options: SipWsOptions = {}): 
 
 /** Resolves once `app` sees `count` live nodes (itself included). */
 export async function clusterOf (nodes: () => unknown[], count: number, ms = 10_000): Promise<void> {
-  await within((async () => { while (nodes().length !== count) await new Promise((resolve) => setTimeout(resolve, 50)) })(), ms, () => `${nodes().length} of ${count} nodes seen`)
+  await until(() => nodes().length === count, ms, () => `${nodes().length} of ${count} nodes seen`)
 }

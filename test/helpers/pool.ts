@@ -31,3 +31,19 @@ export async function within<T> (promise: Promise<T>, ms: number, message: () =>
     clearTimeout(timer)
   }
 }
+
+/**
+ * Asks `probe` until it says true: every `everyMs` (0: at each turn of the event loop), for at most `ms`
+ * in all, probe included. Past that it rejects with `message` and asks no more, where a polling loop raced
+ * against a timer would go on polling after its test failed.
+ */
+export async function until (probe: () => boolean | Promise<boolean>, ms: number, message: () => string, everyMs = 50): Promise<void> {
+  const deadline = performance.now() + ms
+  const failed = (): Error => new Error(`${message()} (not within ${ms} ms)`)
+  for (;;) {
+    const left = deadline - performance.now()
+    if (left <= 0) throw failed()
+    if (await within(Promise.resolve(probe()), left, message)) return
+    await new Promise((resolve) => { if (everyMs === 0) setImmediate(resolve); else setTimeout(resolve, everyMs) })
+  }
+}
