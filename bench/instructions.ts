@@ -81,7 +81,10 @@ async function measure (name: string, size: number, loader: Loader, dir: string)
     await fullGc(child)
     const result = await loader.run({ cmd: 'exact', port: reply.port, conns: CONNS, warmup: WARMUP, count: COUNT, localAddress: '127.0.0.2', size }, (mark) => {
       // Zero the counters when the window opens, dump them when it closes; the load goes on once each is done.
-      void run('callgrind_control', [mark === 'start' ? '-z' : '-d', pid]).then(() => { loader.go() })
+      run('callgrind_control', [mark === 'start' ? '-z' : '-d', pid]).then(() => { loader.go() }, (err: unknown) => {
+        process.stderr.write(`callgrind_control failed: ${String(err)}\n`)
+        process.exit(1)
+      })
     })
     if (result.failed > 0) throw new Error(`${name}: ${result.failed} failed (${result.firstError ?? ''})`)
     // The dump is written by the target: wait for its file to be complete.

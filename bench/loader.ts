@@ -11,7 +11,7 @@ export class Loader {
 
   static async start (): Promise<Loader> {
     const child = fork(join(__dirname, 'load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    await once(child, 'message')
+    await Promise.race([once(child, 'message'), once(child, 'exit').then(([code]) => { throw new Error(`the load generator exited (${String(code)}) before it was ready`) })])
     return new Loader(child)
   }
 

@@ -42,11 +42,14 @@ export function cpuSeconds (pids: readonly number[]): number {
   let ticks = 0
   for (const pid of pids) {
     const tasks = readdirSafe(`/proc/${pid}/task`)
-    let fromSchedstat = tasks.length > 0
+    // Schedstat when the kernel has it (some thread's file reads); a thread that ended since the listing is
+    // skipped, not a reason to fall back to ticks for the whole process.
+    let fromSchedstat = false
     let processNs = 0
     for (const task of tasks) {
       const line = read(`/proc/${pid}/task/${task}/schedstat`)
-      if (line === null) { fromSchedstat = false; break }
+      if (line === null) continue
+      fromSchedstat = true
       processNs += Number(line.split(' ')[0])
     }
     if (fromSchedstat) { ns += processNs; continue }

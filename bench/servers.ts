@@ -1,15 +1,12 @@
 /**
- * The bench's targets as processes: Node targets forked from bench/target.ts, Kamailio started through
- * test/helpers/kamailio.ts, and the redis-server that A2's workers share in cluster mode.
+ * The bench's targets as processes: Node targets forked from bench/target.ts and Kamailio started through
+ * test/helpers/kamailio.ts.
  */
-import { execFile, fork, spawn } from 'node:child_process'
+import { fork } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
-import { promisify } from 'node:util'
-import { canConnect, startKamailio, type Kamailio } from '../test/helpers/kamailio'
+import { jsonRpc } from '../test/helpers/json-rpc'
+import { startKamailio, type Kamailio } from '../test/helpers/kamailio'
 import { freePort } from '../test/helpers/lwsc'
 import { processTree } from './proc'
 import type { TargetKind, TargetMemory, TargetReply } from './target'
@@ -29,7 +26,11 @@ const TSX = ['--import', 'tsx']
 
 export async function startNodeTarget (kind: TargetKind, name: string, env: Record<string, string> = {}): Promise<Target> {
   const child = fork(join(__dirname, 'target.ts'), [kind], { execArgv: [...TSX, '--expose-gc'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const [first] = await once(child, 'message') as [TargetReply]
+  // A target that dies at start (a bad option, Redis away for A2) must fail the bench, not hang it.
+  const [first] = await Promise.race([
+    once(child, 'message') as Promise<[TargetReply]>,
+    once(child, 'exit').then(([code]) => { throw new Error(`target ${name} exited (${String(code)}) before it listened`) })
+  ])
   if (!('port' in first)) throw new Error(`target ${name} did not start`)
   return {
     name,
@@ -65,37 +66,7 @@ export async function startKamailioTarget (name: string, workers: number, smoke:
  * real_used: allocations plus allocator overhead) does.
  */
 async function kamailioSharedMemory (port: number): Promise<number> {
-  const response = await fetch(`http://127.0.0.1:${port}/RPC`, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', method: 'core.shmmem', id: 1 }) })
-  const body = await response.json() as { result?: { real_used?: number } }
-  if (body.result?.real_used === undefined) throw new Error(`core.shmmem: unexpected answer ${JSON.stringify(body)}`)
-  return body.result.real_used
-}
-
-export interface Redis { url: string, pid: number, stop: () => Promise<void> }
-
-/** A throw-away redis-server on a free 127.0.0.1 port, without persistence, stopped by pid. */
-export async function startRedis (): Promise<Redis> {
-  await promisify(execFile)('redis-server', ['--version']).catch(() => {
-    throw new Error('redis-server is not installed (Debian package redis-server)')
-  })
-  const port = await freePort()
-  const dir = await mkdtemp(join(tmpdir(), 'bench-redis-'))
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM')
-      await once(child, 'exit')
-    }
-    await rm(dir, { recursive: true, force: true })
-  }
-  // Ready when it accepts: bounded to 50 tries, 100 ms apart.
-  for (let i = 0; ; i++) {
-    if (await canConnect(port)) break
-    if (i === 50 || child.exitCode !== null) {
-      await stop()
-      throw new Error(`redis-server did not listen on 127.0.0.1:${port}`)
-    }
-    await delay(100)
-  }
-  return { url: `redis://127.0.0.1:${port}`, pid: child.pid ?? 0, stop }
+  const { real_used: used } = await jsonRpc<{ real_used?: number }>(port, 'core.shmmem')
+  if (used === undefined) throw new Error('core.shmmem: no real_used in the answer')
+  return used
 }

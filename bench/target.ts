@@ -87,7 +87,7 @@ async function startA (async: boolean): Promise<number> {
 async function startA2 (): Promise<number> {
   const workers = Number(process.env.WORKERS ?? 2)
   const ports = await Promise.all(Array.from({ length: workers }, async () => await new Promise<number>((resolve, reject) => {
-    const worker = cluster.fork({ BENCH_WORKER: '1' })
+    const worker = cluster.fork()
     worker.once('listening', (address) => { resolve(address.port) })
     worker.once('exit', (code) => { reject(new Error(`A2 worker exited with ${String(code)} before listening`)) })
   })))

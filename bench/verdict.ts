@@ -56,6 +56,8 @@ export interface Noise {
   ratios: Spread
   /** Relative half-width of the band: 0.03 for ±3%. */
   width: number
+  /** A socket measure's floor: the run-wide pooled floor widens it where wider. */
+  pooled?: boolean
 }
 
 /** The noise floor from a control's per-round ratios (see the top of this file). */

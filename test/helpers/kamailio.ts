@@ -84,7 +84,7 @@ export async function startKamailio (cfg: string, port: number, sizes: KamailioO
 }
 
 /** Whether 127.0.0.1:`port` accepts a TCP connection now. */
-export async function canConnect (port: number): Promise<boolean> {
+async function canConnect (port: number): Promise<boolean> {
   return await new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1')
     socket.once('connect', () => { socket.destroy(); resolve(true) })
