@@ -8,6 +8,7 @@ import { clusterOf, startNode, type NodeProcess } from './helpers/cluster'
 import { until, within } from './helpers/pool'
 import { startRedis, type RedisServer } from './helpers/redis'
 import { connect, startApp, type Started } from './helpers/server'
+import { reportedSetUp } from './helpers/set-up'
 
 // Short enough for a quick test, long enough that a loaded 2-core machine does not miss heartbeats.
 const NODE_TIMEOUT = 1500
@@ -22,7 +23,7 @@ async function firstId (node: NodeProcess): Promise<number> {
 
 describe('a node that dies or freezes', () => {
   let redis: RedisServer
-  before(async () => { redis = await startRedis() })
+  before(reportedSetUp(async () => { redis = await startRedis() }))
   after(async () => { await redis?.stop() })
 
   test('SIGKILL: known gone within nodeTimeout, cluster:node-down once on each survivor, sends to its ids false', async (t) => {
@@ -92,7 +93,7 @@ describe('Redis goes away', () => {
   let a: Started
   let b: Started
   const downs: string[] = []
-  before(async () => {
+  before(reportedSetUp(async () => {
     redis = await startRedis()
     a = await startApp({ cluster: { redis: redis.url, ...CLUSTER } }, (app) => {
       app.addWsHook('websocket:message', (m) => { app.wsSend(m.id, m.data) })
@@ -102,7 +103,7 @@ describe('Redis goes away', () => {
       app.addWsHook('websocket:message', (m) => { app.wsSend(m.id, m.data) })
     })
     await clusterOf(() => a.app.wsCluster.nodes(), 2)
-  })
+  }))
   after(async () => {
     await a?.app.close()
     await b?.app.close()

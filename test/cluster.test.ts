@@ -10,6 +10,7 @@ import { clusterOf } from './helpers/cluster'
 import { until, within } from './helpers/pool'
 import { startRedis, type RedisServer } from './helpers/redis'
 import { connect, startApp, type Started } from './helpers/server'
+import { reportedSetUp } from './helpers/set-up'
 
 const LATE = 3000
 
@@ -32,7 +33,7 @@ describe('cluster mode: one registry over several nodes', () => {
   let b: Started
   const closedOnB: WsClosedEvent[] = []
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     redis = await startRedis()
     a = await startApp({ cluster: { redis: redis.url, nodeTimeout: 2000 }, rpc: { path: '/RPC' } })
     b = await startApp({ cluster: { redis: redis.url, nodeTimeout: 2000 } }, (app) => {
@@ -40,7 +41,7 @@ describe('cluster mode: one registry over several nodes', () => {
     })
     await clusterOf(() => a.app.wsCluster.nodes(), 2)
     await clusterOf(() => b.app.wsCluster.nodes(), 2)
-  })
+  }))
   after(async () => {
     await a?.app.close()
     await b?.app.close()

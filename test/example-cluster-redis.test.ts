@@ -11,6 +11,7 @@ import { workerCount } from '../example/workers'
 import { freePort } from './helpers/lwsc'
 import { startRedis, type RedisServer } from './helpers/redis'
 import { startApp, type Started } from './helpers/server'
+import { reportedSetUp } from './helpers/set-up'
 
 const LOCAL = { localAddress: '127.0.0.1', localPort: 8080, host: '127.0.0.1:8080', secure: false }
 /** A cluster-mode id (slot 200): past 2^48 and 16 digits long, as most are. */
@@ -32,10 +33,10 @@ describe('the registrar\'s bindings in a real Redis', () => {
   let a: RedisBindings
   let b: RedisBindings
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     redis = await startRedis()
     client = new IORedis(redis.url)
-  })
+  }))
   after(async () => {
     client?.disconnect()
     await redis?.stop()
@@ -95,11 +96,11 @@ describe('the cluster secret', () => {
   let one: IORedis
   let two: IORedis
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     redis = await startRedis()
     one = new IORedis(redis.url)
     two = new IORedis(redis.url)
-  })
+  }))
   after(async () => {
     one?.disconnect()
     two?.disconnect()
@@ -125,11 +126,11 @@ describe('ClusterLocations with a real cluster node: bindings whose node is gone
   let now = 0
   const NODE_TIMEOUT = 1000
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     redis = await startRedis()
     client = new IORedis(redis.url)
     node = await startApp({ cluster: { redis: redis.url, nodeTimeout: NODE_TIMEOUT } })
-  })
+  }))
   after(async () => {
     await node?.app.close()
     client?.disconnect()

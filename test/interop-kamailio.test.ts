@@ -7,6 +7,7 @@ import sipWs from '../lib'
 import { LwscClient, type LwscError } from '../lib/lwsc'
 import { startKamailio, type Kamailio } from './helpers/kamailio'
 import { freePort } from './helpers/lwsc'
+import { reportedSetUp } from './helpers/set-up'
 
 // A real Kamailio 5.6 as the peer, both ways: our client against its websocket module, and its lwsc module
 // against our server plugin.
@@ -35,9 +36,9 @@ describe('interop with Kamailio 5.6', () => {
   let client: LwscClient | undefined
   let app: FastifyInstance | undefined
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     kamailio = await startKamailio(CFG, await freePort())
-  })
+  }))
 
   after(async () => {
     await client?.close()

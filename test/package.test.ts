@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
 import WebSocket from 'ws'
 import { within } from './helpers/pool'
+import { reportedSetUp } from './helpers/set-up'
 
 const ROOT = join(__dirname, '..')
 const run = promisify(execFile)
@@ -167,14 +168,14 @@ async function runQuickStart (dir: string, entry: string): Promise<{ options: st
 describe('the packed package, installed as users install it', { concurrency: true }, () => {
   let scratch = ''
 
-  before(async () => {
+  before(reportedSetUp(async () => {
     scratch = await mkdtemp(join(tmpdir(), 'fastify-sip-ws-pack-'))
     const { stdout } = await run('npm', ['pack', '--pack-destination', scratch, '--silent'], { cwd: ROOT, env: npmEnv(), timeout: 60_000 })
     const tarball = join(scratch, stdout.trim().split('\n').pop() as string)
     await writeFile(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, version: '0.0.0' }))
     // From npm's cache when it has everything (an offline machine after `npm ci`), the registry otherwise.
     await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...SCRATCH_DEPENDENCIES], { cwd: scratch, env: npmEnv(), timeout: 90_000 })
-  })
+  }))
 
   after(async () => {
     if (scratch !== '') await rm(scratch, { recursive: true, force: true })

@@ -10,6 +10,7 @@ import { freePort, startPeer } from './helpers/lwsc'
 import { until, within } from './helpers/pool'
 import { handshakeLines, rawRequest, readResponse, request } from './helpers/raw'
 import { connect, handshakeOutcome, loggedApp, startApp, tally, type Started } from './helpers/server'
+import { reportedSetUp } from './helpers/set-up'
 
 // Bounds that hold on a loaded 2-core machine: app.close() must finish within closeTimeout (peers that ignore
 // the Close) plus hookTimeout (hooks still running), plus this.
@@ -233,7 +234,7 @@ describe('closed hooks settle before lwsc closes', () => {
 
 describe("Kamailio's lwsc connected to us at app.close()", () => {
   let kamailio: Kamailio | undefined
-  before(async () => { kamailio = await startKamailio(join(__dirname, 'fixtures', 'kamailio-ws.cfg'), await freePort()) })
+  before(reportedSetUp(async () => { kamailio = await startKamailio(join(__dirname, 'fixtures', 'kamailio-ws.cfg'), await freePort()) }))
   after(async () => { await kamailio?.stop() })
 
   test('app.close() resolves within closeTimeout whatever Kamailio does with our Close', async (t) => {

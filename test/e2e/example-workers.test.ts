@@ -7,6 +7,7 @@ import { jsonRpc } from '../helpers/json-rpc'
 import { startRedis, type RedisServer } from '../helpers/redis'
 import { runExample, type ExampleProcess } from './example-process'
 import { RawSipClient, within } from './helpers'
+import { reportedSetUp } from '../helpers/set-up'
 
 const DRAIN_MS = 1000
 const LATE = 5000
@@ -14,7 +15,7 @@ const LATE = 5000
 describe('WORKERS=2: one port, two processes, each a node of one cluster', () => {
   let redis: RedisServer
 
-  before(async () => { redis = await startRedis() })
+  before(reportedSetUp(async () => { redis = await startRedis() }))
   after(async () => { await redis?.stop() })
 
   test('WORKERS=2 without REDIS_URL refuses to start, naming REDIS_URL', async () => {

@@ -71,7 +71,7 @@ describe('SIP routing with bare clients', () => {
     return c
   }
 
-  before(async () => { example = await startExample() })
+  before(reportedSetUp(async () => { example = await startExample() }))
   after(async () => {
     await Promise.all(clients.map(async (c) => { await c.close() }))
     await example.app.close()

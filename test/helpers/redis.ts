@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { freePort } from './lwsc'
+import { installCommand } from './system-packages'
 import { ownedChild } from './children'
 
-export const REDIS_HINT = 'redis-server is needed for the cluster tests: apt-get install redis-server (.ci/run installs it)'
+export const REDIS_HINT = `redis-server is needed for the cluster tests: ${installCommand(['redis-server'])}`
 
 export interface RedisServer {
   port: number

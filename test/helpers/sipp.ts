@@ -5,10 +5,11 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { ownedChild } from './children'
 import { freePort } from './lwsc'
+import { installCommand } from './system-packages'
 import { within } from './pool'
 
 export const SIPP = '/usr/bin/sipp'
-export const SIPP_HINT = `${SIPP} is missing: apt-get install sip-tester (CI's .ci/run does this)`
+export const SIPP_HINT = `${SIPP} is missing: ${installCommand(['sip-tester'])}`
 export const SCENARIOS = join(__dirname, '..', 'fixtures', 'sipp')
 
 export interface SippOptions {
