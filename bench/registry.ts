@@ -1,15 +1,20 @@
 // Cost of wsDump and of one keepalive sweep at 1k / 100k / 1M registry entries (no sockets).
 // Run alone: npx tsx bench/registry.ts  (also measure 4 of `npm run bench`)
-import { Keepalive } from '../lib/keepalive'
-import { Connection, Registry } from '../lib/registry'
+import { SingleProcess } from '../lib/cluster/single-process'
+import { Connection } from '../lib/connection/connection'
+import { Keepalive } from '../lib/connection/keepalive'
+import { Registry } from '../lib/connection/registry'
+import { Stats } from '../lib/connection/stats'
 import { spread, type Spread } from './spread'
 
 const noLog = { debug () {} } as never
 
+const counters = new Stats(['sip']).forProtocol('sip')
+
 function fill (n: number, now: number): Registry {
-  const r = new Registry()
+  const r = new Registry(new SingleProcess().ids)
   for (let i = 0; i < n; i++) {
-    r.add(new Connection(r.nextId(), { remoteAddress: '10.0.0.1', remotePort: i & 0xffff, localAddress: '127.0.0.1', localPort: 80, transport: 'ws' }, 'sip', null, now))
+    r.add(new Connection(r.nextId(), { remoteAddress: '10.0.0.1', remotePort: i & 0xffff, localAddress: '127.0.0.1', localPort: 80, transport: 'ws' }, 'sip', null, counters, now))
   }
   return r
 }
@@ -57,7 +62,7 @@ export function registryBench (sizes = [1_000, 100_000, 1_000_000], rounds = 101
     const k = new Keepalive({ mechanism: 1, timeoutMs, intervalMs: 1000, closeDead: true, verbose: false }, { probe: () => { probed++ }, expire: () => {} }, noLog)
     const start = now - rounds
     for (let b = 0; b < rounds; b++) {
-      for (let j = 0; j < 50; j++) k.heard(new Connection(0, { remoteAddress: '10.0.0.2', remotePort: j, localAddress: '127.0.0.1', localPort: 80, transport: 'ws' }, 'sip', null, 0), start + b)
+      for (let j = 0; j < 50; j++) k.heard(new Connection(0, { remoteAddress: '10.0.0.2', remotePort: j, localAddress: '127.0.0.1', localPort: 80, transport: 'ws' }, 'sip', null, counters, 0), start + b)
     }
     for (const conn of r.values()) k.heard(conn, now + 1)
     const busy = time(rounds, () => { k.sweep(start - 1 + timeoutMs) })

@@ -55,3 +55,8 @@ export const FRAME_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
 
 // Kamailio's sub_protocols bitmap.
 export const SUB_PROTOCOL_BITS: Readonly<Record<string, number>> = { sip: 1, msrp: 2 }
+
+/** `wsDump`'s orders, as Kamailio's `ws.dump` names them. */
+export const DUMP_ORDERS = ['id_hash', 'used_desc', 'used_asc'] as const
+/** Connections a dump lists at most, as Kamailio's. */
+export const DUMP_LIMIT = 50

@@ -1,56 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { HookNotFunctionError, UnknownHookError } from './errors'
 import type { ClusterNodeInfo } from './cluster/types'
-import type { ClosedBy } from './registry'
-
-interface WsMessageFields {
-  id: number
-  subProtocol: string
-  remoteAddress: string
-  remotePort: number
-}
-
-/** A complete text message (fragments already joined). */
-export interface WsTextMessage extends WsMessageFields {
-  binary: false
-  data: string
-}
-
-/** A complete binary message (fragments already joined). */
-export interface WsBinaryMessage extends WsMessageFields {
-  binary: true
-  data: Buffer
-}
-
-/** A complete message: testing `binary` narrows `data` to a string or a Buffer. */
-export type WsMessage = WsTextMessage | WsBinaryMessage
-
-export interface WsOpenEvent {
-  id: number
-  subProtocol: string
-  remoteAddress: string
-  remotePort: number
-  /** The socket's own peer: the proxy when the client came through one Fastify trusts. */
-  socketAddress: string
-  socketPort: number
-  localAddress: string
-  localPort: number
-  /** The upgrade request, as the `xhttp:request` hooks saw it (decorations included). */
-  request: FastifyRequest
-}
-
-export interface WsClosedEvent {
-  id: number
-  remoteAddress: string
-  remotePort: number
-  socketAddress: string
-  socketPort: number
-  subProtocol: string
-  /** The close code sent by whoever closed (1006 when the TCP connection went without a Close frame). */
-  code: number
-  reason: string
-  by: ClosedBy
-}
+import type { WsClosedEvent, WsMessage, WsOpenEvent } from './types'
 
 export type XhttpRequestHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown
 export type WsOpenHook = (this: FastifyInstance, event: WsOpenEvent) => unknown

@@ -3,22 +3,20 @@
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { Hooks, type WsHookMap, type WsHookName } from './hooks'
-import { resolveSettings, type SipWsOptions } from './options'
-import type { ConnectionInfo, DumpOrder, DumpResult } from './registry'
-import { WsServer } from './server'
-import { HandshakeTimeout } from './handshake-timeout'
-import { LwscClient } from './lwsc'
-import type { StatsSnapshot } from './stats'
-import { UpgradeRequests } from './upgrade'
-import { registerRpc } from './rpc'
-import { registerMetrics } from './metrics'
-import { registerShutdown } from './shutdown'
-import { clusterApi, startCluster } from './cluster'
+import { registerMetrics } from './admin/metrics'
+import { registerRpc } from './admin/rpc'
+import { drainWithin } from './arguments'
+import { createCluster } from './cluster'
+import { clusterApi } from './cluster/api'
 import type { WsCluster } from './cluster/types'
-import { drainWithin } from './drain'
-import { checkInternals } from './internals'
-import type { WsData } from './payload'
+import { buildEdge, type Edge } from './edge'
+import { checkInternals } from './handshake/internals'
+import { HandshakeTimeout } from './handshake/timeout'
+import { Hooks, type WsHookMap, type WsHookName } from './hooks'
+import { registerShutdown } from './lifecycle/shutdown'
+import { LwscClient } from './lwsc'
+import { resolveSettings, type SipWsOptions } from './options'
+import type { ConnectionInfo, DumpOrder, DumpResult, StatsSnapshot, WsData } from './types'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -68,8 +66,30 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   if (!app.hasDecorator('websocketServer')) await app.register(fastifyWebsocket)
 
   const hooks = new Hooks(app.log)
-  const server = new WsServer(settings, hooks, app.log)
+  const cluster = createCluster(settings.cluster, hooks, settings.hookTimeout, app.log)
+  const edge = buildEdge(settings, hooks, cluster, app.log)
+  decorate(app, hooks, edge, clusterApi(edge.server, cluster))
+  // Before any connection: in cluster mode ids come from this node's lease.
+  await cluster.start(edge.server)
+  app.addHook('onClose', async () => { await cluster.stop() })
+  const lwsc = new LwscClient(settings.lwsc, app.log)
+  app.decorate('lwsc', lwsc)
 
+  // HTTP/2 has no upgrade handshake, and its sessions multiplex streams over one socket.
+  const handshakeTimeout = app.initialConfig.http2 === true
+    ? null
+    : new HandshakeTimeout(app.server, settings.handshakeTimeout, app.log, () => { edge.stats.handshakeTimedOut() })
+  handshakeTimeout?.start()
+
+  edge.upgrades.listen(app.server)
+  app.addHook('onRequest', edge.upgrades.onRequest)
+  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, hooks, { server: edge.server, lifecycle: edge.lifecycle, cluster: app.wsCluster, log: app.log })
+  if (settings.metrics !== undefined) registerMetrics(app, settings.metrics, () => edge.server.statistics())
+  registerShutdown(app, { settings, lifecycle: edge.lifecycle, stats: edge.stats, upgrades: edge.upgrades, handshakeTimeout, lwsc })
+}
+
+/** The decorators users call, each one line onto the part that carries it out. */
+function decorate (app: FastifyInstance, hooks: Hooks, { server, lifecycle }: Edge, cluster: WsCluster): void {
   app.decorateRequest('wsSubProtocol', null)
   app.decorate('addWsHook', function addWsHook<K extends WsHookName> (this: FastifyInstance, name: K, fn: WsHookMap[K]) {
     hooks.add(this, name, fn)
@@ -82,39 +102,24 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   app.decorate('wsConnection', (id: number) => server.info(id))
   app.decorate('wsPing', (id: number) => server.ping(id))
   app.decorate('wsPong', (id: number) => server.pong(id))
-  app.decorate('wsDisable', () => { server.setEnabled(false) })
-  app.decorate('wsEnable', () => { server.setEnabled(true) })
+  app.decorate('wsDisable', () => { lifecycle.setEnabled(false) })
+  app.decorate('wsEnable', () => { lifecycle.setEnabled(true) })
   app.decorate('wsStats', () => server.statistics())
-  app.decorate('wsDrain', async (options: { within?: number } = {}) => { await server.drain(drainWithin(options.within ?? 0)) })
-  // Before any connection: in cluster mode ids come from this node's lease.
-  app.decorate('wsCluster', settings.cluster === undefined ? clusterApi(server, null) : await startCluster(app, settings.cluster, server, hooks))
-  const lwsc = new LwscClient(settings.lwsc, app.log)
-  app.decorate('lwsc', lwsc)
-
-  // HTTP/2 has no upgrade handshake, and its sessions multiplex streams over one socket.
-  const handshakeTimeout = app.initialConfig.http2 === true
-    ? null
-    : new HandshakeTimeout(app.server, settings.handshakeTimeout, app.log, () => { server.stats.total.handshake_timeouts++ })
-  handshakeTimeout?.start()
-
-  const upgrades = new UpgradeRequests(server, hooks)
-  upgrades.listen(app.server)
-  app.addHook('onRequest', upgrades.onRequest)
-  if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, server, hooks, app.wsCluster)
-  if (settings.metrics !== undefined) registerMetrics(app, settings.metrics, () => server.statistics())
-  registerShutdown(app, { server, upgrades, handshakeTimeout, lwsc })
+  app.decorate('wsDrain', async (options: { within?: number } = {}) => { await lifecycle.drain(drainWithin(options.within ?? 0)) })
+  app.decorate('wsCluster', cluster)
 }
 
 export const sipWs = fp(plugin, { fastify: '5.x', name: 'fastify-sip-ws' })
 export default sipWs
 
 export type { SipWsOptions, LwscOptions } from './options'
-export type { WsMessage, WsTextMessage, WsBinaryMessage, WsOpenEvent, WsClosedEvent, XhttpRequestHook, WsOpenHook, WsMessageHook, WsClosedHook, WsHookMap, WsHookName } from './hooks'
-export type { ConnectionInfo, DumpOrder, DumpResult, ClosedBy, ConnectionState } from './registry'
-export type { StatsSnapshot } from './stats'
+export type { WsMessage, WsTextMessage, WsBinaryMessage, WsOpenEvent, WsClosedEvent } from './types'
+export type { XhttpRequestHook, WsOpenHook, WsMessageHook, WsClosedHook, WsHookMap, WsHookName } from './hooks'
+export type { ConnectionInfo, DumpOrder, DumpResult, ClosedBy, ConnectionState } from './types'
+export type { StatsSnapshot } from './types'
 export type { WsCluster, ClusterDump, ClusterStats, ClusterNodeInfo, MissingNode, RedisSource, RedisClientLike } from './cluster/types'
 export type { ClusterNodeDownHook } from './hooks'
-export type { WsData } from './payload'
+export type { WsData } from './types'
 export * as errors from './errors'
 export { LwscClient } from './lwsc'
 export type { LwscLogger, LwscStats } from './lwsc'

@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { InvalidOptionError } from './errors'
 import { SERVER_NAME, SUB_PROTOCOL_BITS, TOKEN_PATTERN as TOKEN } from './constants'
-import { canonicalOrigin } from './rpc-access'
+import { canonicalOrigin } from './admin/rpc-access'
 
 /** A prom-client `Registry`, typed by shape so the package's types do not need prom-client installed. */
 export interface PromRegistryLike {

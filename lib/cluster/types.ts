@@ -1,6 +1,4 @@
-import type { DumpOrder, DumpResult } from '../registry'
-import type { StatsSnapshot } from '../stats'
-import type { WsData } from '../payload'
+import type { DumpOrder, DumpResult, StatsSnapshot, WsData } from '../types'
 
 // The public types of cluster mode, apart from the code: nothing here may need ioredis, an optional peer
 // dependency, so a TypeScript user without it still type-checks the package.

@@ -3,13 +3,26 @@ import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import { LwscClosedError, LwscConnectionError, LwscConnectTimeoutError, LwscProtocolRefusedError, LwscReadTimeoutError } from '../errors'
 import type { LwscContext } from './context'
-import type { Endpoint } from './endpoint'
 import { withUrl } from './error-url'
 import { type Job, JobQueue } from './job'
 
 const CONNECTING = 0
 const IDLE = 1
 const BUSY = 2
+/** The endpoint a connection serves, as the connection sees it: where it connects, and whom it tells. */
+export interface ConnectionOwner {
+  readonly url: string
+  readonly proto: string
+  /** The connection is open and takes jobs. */
+  opened: (conn: Connection) => void
+  /** The connection is free for the next job. */
+  serve: (conn: Connection) => void
+  /** A job could not be carried out. */
+  fail: (job: Job, err: Error) => void
+  /** The connection left service; called once. */
+  detached: (conn: Connection, err: Error, wasOpen: boolean) => void
+}
+
 // Closed, or discarded and closing: never handed another job.
 const GONE = 3
 
@@ -37,7 +50,7 @@ export class Connection {
   private whenClosed: Promise<void> | null = null
   private resolveClosed: (() => void) | null = null
 
-  constructor (private readonly endpoint: Endpoint, private readonly ctx: LwscContext) {
+  constructor (private readonly endpoint: ConnectionOwner, private readonly ctx: LwscContext) {
     this.ws = new WebSocket(endpoint.url, endpoint.proto, ctx.wsOptions)
     this.ws.on('upgrade', this.onUpgrade)
     this.ws.on('unexpected-response', this.onUnexpectedResponse)

@@ -1,7 +1,7 @@
 import { LwscClosedError, LwscConnectionError, LwscQueueFullError } from '../errors'
 import { Link } from '../ordered-list'
 import { backoffDelay } from './backoff'
-import { Connection } from './connection'
+import { Connection, type ConnectionOwner } from './connection'
 import type { LwscContext } from './context'
 import { withUrl } from './error-url'
 import { type Job, JobQueue } from './job'
@@ -12,7 +12,7 @@ import { type Job, JobQueue } from './job'
  *
  * Invariant: a job waits in the queue only while no connection is idle.
  */
-export class Endpoint {
+export class Endpoint implements ConnectionOwner {
   private readonly all = new Set<Connection>()
   // Most recently used last: sequential traffic stays on one connection and the others stay cold.
   private readonly idle: Connection[] = []

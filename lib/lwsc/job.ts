@@ -1,4 +1,4 @@
-import type { WsData } from '../payload'
+import type { WsData } from '../types'
 
 /**
  * One send waiting for or using a connection. `next` links it into a queue, so queueing allocates nothing

@@ -1,0 +1,103 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { OrderedList } from '../ordered-list'
+import type { Connection } from './connection'
+
+export interface KeepaliveActions {
+  /** Sends the keepalive frame (Ping or Pong). */
+  probe: (conn: Connection, now: number) => void
+  /** Closes a peer that answered nothing since the last probe. */
+  expire: (conn: Connection) => void
+}
+
+export interface KeepaliveSettings {
+  /** 0 none, 1 Ping, 2 unsolicited Pong (Kamailio's keepalive_mechanism). */
+  mechanism: 0 | 1 | 2
+  timeoutMs: number
+  intervalMs: number
+  /** Close peers that do not answer a Ping within another timeout. Only meaningful with Pings. */
+  closeDead: boolean
+  verbose: boolean
+}
+
+export interface SweepResult {
+  visited: number
+  probed: number
+  expired: number
+}
+
+/**
+ * Finds dead peers by what they send, never by what we send: an app that keeps writing to a vanished peer
+ * (a registrar's NOTIFYs, say) must not keep it alive. Each connection sits in a queue ordered by when
+ * keepalive must next look at it (`keepaliveDue`), and every entry goes in at the tail with the same delay,
+ * so the queue stays sorted without ever sorting: a sweep takes due entries from the head and stops at the
+ * first that is not due. Its cost is the number of due connections, not the number of connections.
+ */
+export class Keepalive {
+  private readonly queue = new OrderedList<Connection>()
+  private timer: NodeJS.Timeout | null = null
+  private readonly enabled: boolean
+
+  constructor (
+    private readonly settings: KeepaliveSettings,
+    private readonly actions: KeepaliveActions,
+    private readonly log: FastifyBaseLogger
+  ) {
+    this.enabled = settings.mechanism !== 0
+  }
+
+  start (): void {
+    if (!this.enabled || this.timer !== null) return
+    this.timer = setInterval(() => { this.sweep(Date.now()) }, this.settings.intervalMs)
+    // The sweep must never keep the process alive on its own.
+    this.timer.unref()
+  }
+
+  stop (): void {
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
+  }
+
+  /** The peer sent a frame (or the connection is new): nothing to do for another timeout. */
+  heard (conn: Connection, now: number): void {
+    if (!this.enabled) return
+    conn.pingSentAt = 0
+    conn.keepaliveDue = now + this.settings.timeoutMs
+    this.queue.moveToTail(conn.keepaliveLink)
+  }
+
+  forget (conn: Connection): void {
+    this.queue.unlink(conn.keepaliveLink)
+  }
+
+  sweep (now: number): SweepResult {
+    const { timeoutMs, closeDead, mechanism } = this.settings
+    const result: SweepResult = { visited: 0, probed: 0, expired: 0 }
+    let link = this.queue.head
+    while (link !== null && link.owner.keepaliveDue <= now) {
+      const conn = link.owner
+      const next = link.next
+      result.visited++
+      if (!conn.isOpen) {
+        // A closing connection is bounded by closeTimeout instead.
+        this.queue.unlink(link)
+      } else if (closeDead && mechanism === 1 && conn.pingSentAt !== 0) {
+        // Silent for a whole timeout after a Ping, which asks for a Pong: evidence of a dead peer. An
+        // unsolicited Pong asks for nothing, so with mechanism 2 silence proves nothing.
+        result.expired++
+        this.queue.unlink(link)
+        this.actions.expire(conn)
+      } else {
+        result.probed++
+        if (conn.pingSentAt === 0) conn.pingSentAt = now
+        conn.keepaliveDue = now + timeoutMs
+        this.queue.moveToTail(link)
+        this.actions.probe(conn, now)
+      }
+      link = next
+    }
+    if (this.settings.verbose) {
+      this.log.debug({ ...result }, 'fastify-sip-ws: keepalive sweep')
+    }
+    return result
+  }
+}

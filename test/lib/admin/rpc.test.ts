@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { connect, closed, startApp, type Started } from '../../helpers/server'
+
+async function rpc (port: number, body: unknown, raw = false, headers: Record<string, string> = {}): Promise<{ status: number, body: any }> {
+  const res = await fetch(`http://127.0.0.1:${port}/RPC`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: raw ? String(body) : JSON.stringify(body) })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? null : JSON.parse(text) }
+}
+
+const call = (method: string, params?: unknown[], id: unknown = 1): unknown => ({ jsonrpc: '2.0', method, ...(params !== undefined ? { params } : {}), id })
+
+describe('JSON-RPC endpoint, shapes as Kamailio jsonrpcs', () => {
+  let s: Started
+  before(async () => { s = await startApp({ rpc: { path: '/RPC' } }) })
+  after(async () => { await s.app.close() })
+
+  test('ws.dump: Kamailio lines and info, orders, bad order', async () => {
+    const a = await connect(s.url, 'sip')
+    const b = await connect(s.url, 'msrp')
+    const [ia, ib] = s.app.wsDump().connections
+    const res = await rpc(s.port, call('ws.dump'))
+    assert.equal(res.status, 200)
+    assert.deepEqual(res.body, {
+      jsonrpc: '2.0',
+      result: {
+        connections: [
+          `${ia.id}: ws:127.0.0.1:${ia.remotePort} -> ws:127.0.0.1:${s.port} (state: OPEN,  last used 0s ago, sub-protocol: sip)`,
+          `${ib.id}: ws:127.0.0.1:${ib.remotePort} -> ws:127.0.0.1:${s.port} (state: OPEN,  last used 0s ago, sub-protocol: msrp)`
+        ],
+        info: { wscounter: 2, truncated: 'no' }
+      },
+      id: 1
+    })
+    const asc = await rpc(s.port, call('ws.dump', ['used_asc']))
+    assert.deepEqual(asc.body.result.connections.map((l: string) => parseInt(l)), [ib.id, ia.id])
+    const desc = await rpc(s.port, call('ws.dump', ['used_desc']))
+    assert.deepEqual(desc.body.result.connections.map((l: string) => parseInt(l)), [ia.id, ib.id])
+    const bad = await rpc(s.port, call('ws.dump', ['bogus']))
+    assert.equal(bad.status, 400)
+    assert.deepEqual(bad.body, { jsonrpc: '2.0', error: { code: 400, message: 'Bad display order parameter' }, id: 1 })
+    a.terminate(); b.terminate()
+  })
+
+  test('ws.close / ws.ping / ws.pong: {} or Kamailio errors', async () => {
+    const ws = await connect(s.url)
+    const id = s.app.wsDump().connections.at(-1)!.id
+    const ping = new Promise<string>((resolve) => ws.once('ping', (d: Buffer) => { resolve(d.toString()) }))
+    assert.deepEqual((await rpc(s.port, call('ws.ping', [id]))).body, { jsonrpc: '2.0', result: {}, id: 1 })
+    assert.match(await ping, /^fastify-sip-ws \(\d+\.\d+\.\d+\)$/)
+    const pong = new Promise<string>((resolve) => ws.once('pong', (d: Buffer) => { resolve(d.toString()) }))
+    assert.deepEqual((await rpc(s.port, call('ws.pong', [id]))).body.result, {})
+    assert.match(await pong, /^fastify-sip-ws/)
+    for (const method of ['ws.close', 'ws.ping', 'ws.pong']) {
+      const missing = await rpc(s.port, call(method, []))
+      assert.equal(missing.status, 500)
+      assert.deepEqual(missing.body.error, { code: 500, message: 'Invalid Parameters' })
+      for (const bad of [999999, 'x', String(id)]) {
+        const unknown = await rpc(s.port, call(method, [bad]))
+        assert.deepEqual([unknown.status, unknown.body.error], [500, { code: 500, message: 'Unknown connection ID' }], `${method} ${String(bad)}`)
+      }
+    }
+    const gone = closed(ws)
+    assert.deepEqual((await rpc(s.port, call('ws.close', [id]))).body.result, {})
+    assert.deepEqual(await gone, { code: 1000, reason: 'Normal closure' })
+  })
+
+  test('ws.disable / ws.enable', async () => {
+    assert.deepEqual((await rpc(s.port, call('ws.disable'))).body, { jsonrpc: '2.0', result: {}, id: 1 })
+    await assert.rejects(connect(s.url), /503/)
+    assert.deepEqual((await rpc(s.port, call('ws.enable'))).body.result, {})
+    const ws = await connect(s.url)
+    ws.terminate()
+  })
+
+  test('stats.get_statistics: sorted "websocket:<name> = <n>" lines for the group, all, or names', async () => {
+    const group = await rpc(s.port, call('stats.get_statistics', ['websocket:']))
+    const lines: string[] = group.body.result
+    assert.ok(lines.length >= 25)
+    assert.deepEqual([...lines].sort(), lines)
+    for (const line of lines) assert.match(line, /^websocket:ws_[a-z_]+ = \d+$/)
+    const stats = s.app.wsStats()
+    assert.ok(lines.includes(`websocket:ws_successful_handshakes = ${stats.ws_successful_handshakes}`))
+    const names = (l: string[]): string[] => l.map((x) => x.split(' = ')[0])
+    assert.deepEqual(names((await rpc(s.port, call('stats.get_statistics', ['all']))).body.result), names(lines))
+    const picked: string[] = (await rpc(s.port, call('stats.get_statistics', ['ws_failed_handshakes', 'websocket:ws_successful_handshakes']))).body.result
+    assert.deepEqual(picked, [`websocket:ws_failed_handshakes = ${stats.ws_failed_handshakes}`, `websocket:ws_successful_handshakes = ${stats.ws_successful_handshakes}`])
+  })
+
+  test('JSON-RPC 2.0 errors: parse error, invalid request, unknown method', async () => {
+    assert.deepEqual(await rpc(s.port, '{bad json', true), { status: 500, body: { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null } })
+    assert.deepEqual((await rpc(s.port, { jsonrpc: '2.0', id: 7 })).body, { jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request' }, id: 7 })
+    assert.deepEqual((await rpc(s.port, [])).body.error.code, -32600)
+    assert.deepEqual((await rpc(s.port, 42)).body.error.code, -32600)
+    const unknown = await rpc(s.port, call('nope.nope', [], 'abc'))
+    assert.deepEqual(unknown.body, { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found' }, id: 'abc' })
+    assert.equal((await rpc(s.port, call('toString'))).body.error.code, -32601)
+  })
+
+  test('batches answer each call in order; notifications get no answer', async () => {
+    const res = await rpc(s.port, [call('ws.enable', [], 1), { jsonrpc: '2.0', method: 'ws.enable' }, call('nope', [], 3), 5])
+    assert.equal(res.status, 200)
+    assert.deepEqual(res.body, [
+      { jsonrpc: '2.0', result: {}, id: 1 },
+      { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found' }, id: 3 },
+      { jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request' }, id: null }
+    ])
+    const note = await rpc(s.port, { jsonrpc: '2.0', method: 'ws.enable' })
+    assert.deepEqual(note, { status: 204, body: null })
+  })
+
+  test('the app\'s own JSON body parsing is untouched', async () => {
+    const t = await startApp({ rpc: { path: '/RPC' } }, (app) => { app.post('/echo', async (req) => req.body) })
+    try {
+      const res = await fetch(`http://127.0.0.1:${t.port}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })
+      assert.deepEqual(await res.json(), { a: 1 })
+    } finally { await t.app.close() }
+  })
+})
+
+describe('protecting the RPC endpoint', () => {
+  test('an rpc:request hook refuses unauthenticated calls, which change nothing', async () => {
+    const s = await startApp({ rpc: { path: '/RPC' } }, (app) => {
+      app.addWsHook('rpc:request', async (request, reply) => {
+        if (request.headers.authorization !== 'Bearer admin') return await reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: 'unauthorized' })
+      })
+    })
+    try {
+      const ws = await connect(s.url)
+      const id = s.app.wsDump().connections[0].id
+      for (const body of [call('ws.disable'), call('ws.close', [id])]) {
+        const res = await rpc(s.port, body)
+        assert.equal(res.status, 401)
+      }
+      const again = await connect(s.url)
+      assert.equal(s.app.wsConnection(id)?.state, 'OPEN')
+      const ok = await rpc(s.port, call('ws.dump'), false, { authorization: 'Bearer admin' })
+      assert.equal(ok.body.result.info.wscounter, 2)
+      ws.terminate(); again.terminate()
+    } finally { await s.app.close() }
+  })
+
+  test('without the rpc option there is no endpoint', async () => {
+    const s = await startApp()
+    try {
+      assert.equal((await fetch(`http://127.0.0.1:${s.port}/RPC`, { method: 'POST', body: '{}' })).status, 404)
+    } finally { await s.app.close() }
+  })
+})

@@ -1,0 +1,114 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { expectTypeOf } from 'expect-type'
+import type WebSocket from 'ws'
+import sipWs, { LwscClient, sipWs as named, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../../lib'
+
+// Compile-time checks: `npm test` type-checks this file with tsc before running it.
+test('public types', async () => {
+  expectTypeOf(named).toEqualTypeOf(sipWs)
+  expectTypeOf<SipWsOptions>().toMatchTypeOf<{ path?: string | string[], corsMode?: 0 | 1 | 2, keepaliveMechanism?: 0 | 1 | 2 }>()
+  expectTypeOf<{ subProtocols: 3 }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ subProtocols: ['sip', 'kmsg'] }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ corsMode: 3 }>().not.toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ lwsc: { timeoutRead: number } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ handshakeTimeout: number, maxBufferedAmount: number, maxConnections: number, maxConnectionsPerIp: number }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ handshakeTimeout: '10s' }>().not.toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ hookTimeout: number, hookQueueLimit: number, keepaliveTimeout: number }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ rpc: { path: string, allowedOrigins: string[], allowedHosts: string[] } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ rpc: {} }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ rpc: { allowedOrigins: string } }>().not.toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ rpc: { allowedHosts: boolean } }>().not.toMatchTypeOf<SipWsOptions>()
+
+  const app = Fastify()
+  await app.register(sipWs, { path: ['/ws'], subProtocols: ['sip'], corsMode: 2 })
+
+  app.addWsHook('xhttp:request', async function (request, reply) {
+    expectTypeOf(this).toEqualTypeOf<FastifyInstance>()
+    expectTypeOf(request).toEqualTypeOf<FastifyRequest>()
+    expectTypeOf(reply).toEqualTypeOf<FastifyReply>()
+    expectTypeOf(request.wsSubProtocol).toEqualTypeOf<string | null>()
+  })
+  app.addWsHook('websocket:open', (e) => { expectTypeOf(e).toEqualTypeOf<WsOpenEvent>() })
+  app.addWsHook('websocket:message', (m) => {
+    expectTypeOf(m).toEqualTypeOf<WsMessage>()
+    expectTypeOf(m.data).toEqualTypeOf<string | Buffer>()
+    expectTypeOf(m.id).toBeNumber()
+    // `binary` narrows `data`.
+    if (m.binary) {
+      expectTypeOf(m).toEqualTypeOf<WsBinaryMessage>()
+      expectTypeOf(m.data).toEqualTypeOf<Buffer>()
+    } else {
+      expectTypeOf(m).toEqualTypeOf<WsTextMessage>()
+      expectTypeOf(m.data).toEqualTypeOf<string>()
+      expectTypeOf(m.data.startsWith('OPTIONS ')).toBeBoolean()
+    }
+  })
+  expectTypeOf<{ id: 1, data: Buffer, binary: false, subProtocol: 'sip', remoteAddress: '', remotePort: 0 }>().not.toMatchTypeOf<WsMessage>()
+  expectTypeOf<WsOpenEvent>().toMatchTypeOf<{ remoteAddress: string, remotePort: number, socketAddress: string, socketPort: number }>()
+  expectTypeOf<WsClosedEvent>().toMatchTypeOf<{ remoteAddress: string, remotePort: number, socketAddress: string, socketPort: number }>()
+  expectTypeOf<ConnectionInfo>().toMatchTypeOf<{ remoteAddress: string, socketAddress: string, socketPort: number, transport: 'ws' | 'wss' }>()
+  app.addWsHook('websocket:closed', (e) => {
+    expectTypeOf(e).toEqualTypeOf<WsClosedEvent>()
+    expectTypeOf(e.by).toEqualTypeOf<'local' | 'remote' | 'keepalive' | 'error'>()
+  })
+  // @ts-expect-error unknown hook name
+  expectTypeOf(app.addWsHook).toBeCallableWith('websocket:nope', () => {})
+
+  expectTypeOf(app.wsSend).toEqualTypeOf<(id: number, data: string | Buffer | Uint8Array) => boolean>()
+  expectTypeOf<WsData>().toEqualTypeOf<string | Buffer | Uint8Array>()
+  // wsClose needs an id; wsCloseAll closes every connection.
+  expectTypeOf(app.wsClose).parameters.toEqualTypeOf<[id: number, status?: number, reason?: string]>()
+  // @ts-expect-error an id is required
+  expectTypeOf(app.wsClose).toBeCallableWith()
+  expectTypeOf(app.wsCloseAll).parameters.toEqualTypeOf<[status?: number, reason?: string]>()
+  expectTypeOf(app.wsCloseAll).returns.toBeNumber()
+  expectTypeOf(app.wsDump).returns.toEqualTypeOf<DumpResult>()
+  expectTypeOf(app.wsDump).parameter(0).toEqualTypeOf<'id_hash' | 'used_desc' | 'used_asc' | undefined>()
+  expectTypeOf(app.wsConnection).returns.toEqualTypeOf<ConnectionInfo | undefined>()
+  expectTypeOf(app.wsPing).returns.toBeBoolean()
+  expectTypeOf(app.wsPong).returns.toBeBoolean()
+  expectTypeOf(app.wsStats).returns.toEqualTypeOf<StatsSnapshot>()
+  // Kamailio's names: the totals, sip's and msrp's always, any other sub-protocol's by pattern; nothing else.
+  const stats = app.wsStats()
+  expectTypeOf(stats.ws_current_connections).toBeNumber()
+  expectTypeOf(stats.ws_failed_handshakes).toBeNumber()
+  expectTypeOf(stats.ws_handshake_timeouts).toBeNumber()
+  expectTypeOf(stats.ws_sip_received_frames).toBeNumber()
+  expectTypeOf(stats.ws_msrp_successful_handshakes).toBeNumber()
+  expectTypeOf(stats.ws_kmsg_transmitted_frames).toBeNumber()
+  expectTypeOf<StatsSnapshot>().toHaveProperty('ws_sip_max_concurrent_connections')
+  // @ts-expect-error not a statistic
+  expectTypeOf(stats.ws_current_connection).toBeNumber()
+  // @ts-expect-error sub-protocols have no failed_handshakes of their own
+  expectTypeOf(stats.ws_sip_failed_handshakes).toBeNumber()
+  expectTypeOf(app.wsDisable).returns.toBeVoid()
+  expectTypeOf(app.wsDrain).parameters.toEqualTypeOf<[options?: { within?: number }]>()
+  expectTypeOf(app.wsDrain).returns.toEqualTypeOf<Promise<void>>()
+  expectTypeOf(app.wsCluster).toEqualTypeOf<WsCluster>()
+  expectTypeOf(app.wsCluster.send).returns.toEqualTypeOf<Promise<boolean>>()
+  expectTypeOf(app.wsCluster.dump).returns.toEqualTypeOf<Promise<ClusterDump>>()
+  expectTypeOf<ClusterDump['missing'][number]>().toEqualTypeOf<{ instance: string, slot: number }>()
+  expectTypeOf(app.wsCluster.nodes).returns.toEqualTypeOf<ClusterNodeInfo[]>()
+  app.addWsHook('cluster:node-down', (node) => {
+    expectTypeOf(node).toEqualTypeOf<ClusterNodeInfo>()
+    expectTypeOf(node.prefixes).toEqualTypeOf<number[]>()
+  })
+  expectTypeOf<{ cluster: { redis: 'redis://127.0.0.1:6379', nodeTimeout: number } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ cluster: { redis: { host: string, port: number } } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf(app.lwsc).toEqualTypeOf<LwscClient>()
+  expectTypeOf(app.lwsc.request).returns.toEqualTypeOf<Promise<string | Buffer>>()
+  // wsSend and the client take the same data.
+  expectTypeOf(app.lwsc.requestProto).parameters.toEqualTypeOf<[url: string, proto: string, data: WsData]>()
+  expectTypeOf(app.lwsc.notify).parameters.toEqualTypeOf<[url: string, data: WsData]>()
+  expectTypeOf<Parameters<typeof app.lwsc.request>[1]>().toEqualTypeOf<Parameters<typeof app.wsSend>[1]>()
+  expectTypeOf(app.lwsc.notify).returns.toEqualTypeOf<Promise<void>>()
+  // @fastify/websocket's test helper is typed, since the plugin registers it.
+  expectTypeOf(app.injectWS).parameter(0).toEqualTypeOf<string | undefined>()
+  expectTypeOf(app.injectWS).returns.resolves.toMatchTypeOf<Pick<WebSocket, 'send' | 'close' | 'protocol'>>()
+
+  await app.ready()
+  assert.equal(typeof app.wsSend, 'function')
+  await app.close()
+})
