@@ -8,13 +8,14 @@ import { leaseOf } from './ids'
 import { Leases } from './leases'
 import { RedisLink } from './link'
 import { Membership, type Heartbeat } from './membership'
+import { Operations } from './operations'
+import type { NodeParts } from './parts'
 import type { RedisPair } from './redis'
 import { Requests } from './requests'
 import { NO_CONNECTIONS, type Cluster, type LocalConnections, type ViewAnswer, type ViewQuery } from './seam'
 import type { ClusterNodeInfo } from './types'
 import { Views, type Query } from './views'
 import { decode } from './wire'
-import { Operations } from './operations'
 
 export interface ClusterSettings {
   /** Key and channel prefix in Redis. */
@@ -55,9 +56,10 @@ export class RedisCluster implements Cluster {
     this.membership = new Membership(settings.nodeTimeout - this.beatMs)
     this.requests = new Requests(settings.requestTimeout)
     this.ids = new Leases(this.link, this.channels, settings.prefix, this.instance, settings.nodeTimeout, log)
-    this.remote = new Operations(this.link, this.channels, this.ids, this.membership, this.requests, log)
-    this.heartbeats = new Heartbeats(this.link, this.channels, this.ids, this.membership, this.requests, this.instance, settings.nodeTimeout, log, nodeDown)
-    this.views = new Views(this.link, this.channels, this.ids, this.membership, this.requests, this.instance)
+    const parts: NodeParts = { instance: this.instance, link: this.link, channels: this.channels, leases: this.ids, membership: this.membership, requests: this.requests, log }
+    this.remote = new Operations(parts)
+    this.heartbeats = new Heartbeats(parts, settings.nodeTimeout, nodeDown)
+    this.views = new Views(parts)
   }
 
   /** Connects, takes a slot and starts beating; rejects with a typed error if Redis cannot be reached in time. */

@@ -1,12 +1,7 @@
-import type { FastifyBaseLogger } from 'fastify'
 import { ClusterUnavailableError } from '../errors'
 import type { WsData } from '../types'
-import type { Channels } from './channels'
 import { idPrefix } from './ids'
-import type { Leases } from './leases'
-import type { RedisLink } from './link'
-import type { Membership } from './membership'
-import type { Requests } from './requests'
+import type { NodeParts } from './parts'
 import { NO_CONNECTIONS, type LocalConnections, type RemoteConnections } from './seam'
 import { CLOSE, closeBody, encode, encodeAnswer, PING, PONG, SEND_BINARY, SEND_TEXT, type Decoded, type Operation } from './wire'
 
@@ -20,14 +15,7 @@ const sendOp = (data: WsData): Operation => typeof data === 'string' ? SEND_TEXT
 export class Operations implements RemoteConnections {
   private local: LocalConnections = NO_CONNECTIONS
 
-  constructor (
-    private readonly link: RedisLink,
-    private readonly channels: Channels,
-    private readonly leases: Leases,
-    private readonly membership: Membership,
-    private readonly requests: Requests,
-    private readonly log: FastifyBaseLogger
-  ) {}
+  constructor (private readonly parts: NodeParts) {}
 
   /** From now on, operations for this node's ids are carried out on `local`. */
   serve (local: LocalConnections): void {
@@ -69,8 +57,8 @@ export class Operations implements RemoteConnections {
   /** The live owner's prefix for a remote id, or -1 when the id is ours, no node holds it, or Redis is away. */
   private route (id: number): number {
     const prefix = idPrefix(id)
-    if (prefix < 0 || this.leases.serves(prefix) || !this.link.ready) return -1
-    return this.membership.owner(prefix) === undefined ? -1 : prefix
+    if (prefix < 0 || this.parts.leases.serves(prefix) || !this.parts.link.ready) return -1
+    return this.parts.membership.owner(prefix) === undefined ? -1 : prefix
   }
 
   /**
@@ -80,19 +68,19 @@ export class Operations implements RemoteConnections {
   private forward (op: Operation, id: number, body: string | Uint8Array | null): boolean {
     const prefix = this.route(id)
     if (prefix < 0) return false
-    this.link.commands.publish(this.channels.of(prefix), encode(op, id, 0, 0, body)).catch((err: unknown) => {
-      this.log.debug({ err, id }, 'fastify-sip-ws: cluster: publish failed')
+    this.parts.link.commands.publish(this.parts.channels.of(prefix), encode(op, id, 0, 0, body)).catch((err: unknown) => {
+      this.parts.log.debug({ err, id }, 'fastify-sip-ws: cluster: publish failed')
     })
     return true
   }
 
   private async confirm (op: Operation, id: number, body: string | Uint8Array | null): Promise<boolean> {
     const prefix = idPrefix(id)
-    if (prefix < 0 || this.leases.serves(prefix)) return false
-    if (!this.link.ready) throw new ClusterUnavailableError('Redis is not connected')
-    if (this.membership.owner(prefix) === undefined) return false
-    const request = this.requests.open(prefix)
-    const receivers = await this.link.commands.publish(this.channels.of(prefix), encode(op, id, request.id, this.leases.currentPrefix, body)).catch((err: unknown) => {
+    if (prefix < 0 || this.parts.leases.serves(prefix)) return false
+    if (!this.parts.link.ready) throw new ClusterUnavailableError('Redis is not connected')
+    if (this.parts.membership.owner(prefix) === undefined) return false
+    const request = this.parts.requests.open(prefix)
+    const receivers = await this.parts.link.commands.publish(this.parts.channels.of(prefix), encode(op, id, request.id, this.parts.leases.currentPrefix, body)).catch((err: unknown) => {
       request.cancel()
       throw new ClusterUnavailableError((err as Error).message)
     })
@@ -114,8 +102,8 @@ export class Operations implements RemoteConnections {
       else if (op === PING) ok = this.local.ping(id)
       else if (op === PONG) ok = this.local.pong(id)
     } catch (err) {
-      this.log.warn({ err, id, op }, 'fastify-sip-ws: cluster: remote operation refused')
+      this.parts.log.warn({ err, id, op }, 'fastify-sip-ws: cluster: remote operation refused')
     }
-    if (request !== 0) this.link.commands.publish(this.channels.of(replyTo), encodeAnswer(request, ok)).catch(() => {})
+    if (request !== 0) this.parts.link.commands.publish(this.parts.channels.of(replyTo), encodeAnswer(request, ok)).catch(() => {})
   }
 }

@@ -1,8 +1,4 @@
-import type { Channels } from './channels'
-import type { Leases } from './leases'
-import type { RedisLink } from './link'
-import type { Membership } from './membership'
-import type { Requests } from './requests'
+import type { NodeParts } from './parts'
 import type { LocalConnections, ViewAnswer, ViewQuery } from './seam'
 import type { ClusterNodeInfo } from './types'
 import { encodeAnswer } from './wire'
@@ -12,26 +8,19 @@ export type Query = ViewQuery & { t: 'q', r: number, to: number }
 
 /** Cluster-wide views (dump, statistics): asked of every live node, and answered for this one. */
 export class Views {
-  constructor (
-    private readonly link: RedisLink,
-    private readonly channels: Channels,
-    private readonly leases: Leases,
-    private readonly membership: Membership,
-    private readonly requests: Requests,
-    private readonly instance: string
-  ) {}
+  constructor (private readonly parts: NodeParts) {}
 
   /**
    * Asks every live node (this one answers at once) and collects what they say until all have or
    * `requestTimeout` passes. Returns the answers and the nodes that did not answer in time.
    */
   async ask (query: ViewQuery, local: ViewAnswer): Promise<{ answers: ViewAnswer[], missing: ClusterNodeInfo[] }> {
-    const others = [...this.membership.values()]
+    const others = [...this.parts.membership.values()]
     const answers: ViewAnswer[] = [local]
     if (others.length === 0) return { answers, missing: [] }
-    if (!this.link.ready) return { answers, missing: others }
+    if (!this.parts.link.ready) return { answers, missing: others }
     const waiting = new Set(others.map((n) => n.instance))
-    await this.requests.collect((body) => {
+    await this.parts.requests.collect((body) => {
       let answer: ViewAnswer
       try {
         answer = JSON.parse(body.toString()) as ViewAnswer
@@ -41,20 +30,20 @@ export class Views {
       if (!waiting.delete(answer.instance)) return false
       answers.push(answer)
       return waiting.size === 0
-    }, async (request) => await this.link.commands.publish(this.channels.control, JSON.stringify({ t: 'q', ...query, r: request, to: this.leases.currentPrefix })))
+    }, async (request) => await this.parts.link.commands.publish(this.parts.channels.control, JSON.stringify({ t: 'q', ...query, r: request, to: this.parts.leases.currentPrefix })))
     return { answers, missing: others.filter((n) => waiting.has(n.instance)) }
   }
 
   /** Another node's question, answered on its lease's channel. */
   answer (query: Query, local: LocalConnections): void {
-    if (query.to === this.leases.currentPrefix) return
+    if (query.to === this.parts.leases.currentPrefix) return
     let answer: ViewAnswer
     if (query.q === 'dump') {
       const { connections, wscounter } = local.dump(query.o)
-      answer = { instance: this.instance, connections, wscounter }
+      answer = { instance: this.parts.instance, connections, wscounter }
     } else {
-      answer = { instance: this.instance, stats: local.statistics() }
+      answer = { instance: this.parts.instance, stats: local.statistics() }
     }
-    this.link.commands.publish(this.channels.of(query.to), encodeAnswer(query.r, true, JSON.stringify(answer))).catch(() => {})
+    this.parts.link.commands.publish(this.parts.channels.of(query.to), encodeAnswer(query.r, true, JSON.stringify(answer))).catch(() => {})
   }
 }

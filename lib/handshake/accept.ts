@@ -129,14 +129,19 @@ function socketListeners (parts: AcceptParts) {
 
 /** What the peer sends. */
 function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock }: AcceptParts) {
+  /** The peer is alive, the connection the most recently used, the frame counted; returns the time. */
+  const frameIn = (conn: Connection): number => {
+    const now = Date.now()
+    keepalive.heard(conn, now)
+    registry.touch(conn, now)
+    stats.received(conn.counters)
+    return now
+  }
   return {
     message (this: Tagged<WebSocket>, data: Buffer, isBinary: boolean): void {
       const conn = this[kConnection]
       if (conn === undefined) return
-      const now = Date.now()
-      keepalive.heard(conn, now)
-      registry.touch(conn, now)
-      stats.received(conn.counters)
+      const now = frameIn(conn)
       if (!hooks.has('websocket:message')) return
       clock.begin(now)
       // One object shape for text and binary (the union is for the hooks' types), so this site stays monomorphic.
@@ -157,11 +162,7 @@ function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock 
     /** Ping or Pong received (ws answers Pings itself, which is a frame sent). */
     control (this: Tagged<WebSocket>): void {
       const conn = this[kConnection]
-      if (conn === undefined) return
-      const now = Date.now()
-      keepalive.heard(conn, now)
-      registry.touch(conn, now)
-      stats.received(conn.counters)
+      if (conn !== undefined) frameIn(conn)
     }
   }
 }
