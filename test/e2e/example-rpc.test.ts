@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { networkInterfaces } from 'node:os'
 import { describe, test } from 'node:test'
-import { optionsFromEnv } from '../../example/server'
+import { optionsFromEnv } from '../../example/options'
 import { httpRequest } from '../helpers/raw'
 import { handshakeStatus, startExample, type Example, type StartOptions } from './helpers'
 

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import WebSocket from 'ws'
-import { buildServer, type ExampleOptions } from '../../example/server'
-import { parseSip, type SipMessage } from '../../example/sip-message'
+import type { ExampleOptions } from '../../example/options'
+import { buildServer } from '../../example/server'
+import { parseSip, type SipMessage } from '../../example/sip/message'
 import { within as withinMs } from '../helpers/pool'
 
 export interface Example {

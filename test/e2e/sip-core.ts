@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import type { ExampleOptions } from '../../example/server'
+import type { ExampleOptions } from '../../example/options'
 import { jsonRpc } from '../helpers/json-rpc'
 import { startKamailio, type Kamailio } from '../helpers/kamailio'
 import { freePort } from '../helpers/lwsc'

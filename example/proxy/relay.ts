@@ -1,0 +1,187 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { splitList } from '../sip/headers'
+import type { SipRequest, SipResponse } from '../sip/message'
+import { hostPort } from '../sip/address'
+import { topRoute, type SipUri } from '../sip/uri'
+import { decrementMaxForwards } from '../sip/validate'
+import type { ConnectionLocal } from './connection-local'
+import { isOwnRoute } from './own-route'
+import type { ProxyVia } from './proxy-via'
+import type { Binding, Registrar, RemoteBinding } from './registrar'
+
+/** The SIP core side of the edge (core/bridge.ts), when there is a core. */
+export interface CoreSide {
+  /** A Route URI the edge made facing the core (its address, or a flow token of any node of the cluster). */
+  namesEdge: (uri: SipUri) => boolean
+  /** A client's request (Max-Forwards already counted) on its way to the core. */
+  toCore: (id: number, request: SipRequest) => void
+  /** A client's response to a request the core sent, its Via of ours already popped. */
+  responseToCore: (response: SipResponse) => void
+}
+
+/** The bindings of the other nodes of a cluster (cluster/locations.ts), and this node's written there. */
+export interface Locations {
+  /** Settles once every binding written so far is in Redis (or failed, logged). */
+  written: () => Promise<void>
+  /** A connection with bindings closed: its record goes. */
+  closed: (connectionId: number) => void
+  /** The live binding a Request-URI names on another node, or null; rejects when that cannot be told. */
+  find: (ruri: SipUri) => Promise<RemoteBinding | null>
+  /** A confirmed send to a connection of any node: false when it is gone. */
+  send: (connectionId: number, text: string) => Promise<boolean>
+  /** Drops a binding found stale. */
+  forget: (binding: RemoteBinding) => Promise<void>
+}
+
+/** How the proxy answers a request itself. */
+export type Reply = (id: number, request: SipRequest, status: number, reason: string, extra?: Array<[string, string]>) => void
+
+export interface RelayOptions {
+  /** Sends a SIP message as a text frame; false when the connection is gone. */
+  send: (id: number, text: string) => boolean
+  reply: Reply
+  log: FastifyBaseLogger
+  registrar: Registrar
+  connections: ReadonlyMap<number, ConnectionLocal>
+  via: ProxyVia
+  core: CoreSide | null
+  locations: Locations | null
+}
+
+/**
+ * RFC 3261 §16.4–16.6 for one target, stateless: a request for a user goes to the connection of the
+ * user's newest binding (this node's, else another node's through the cluster), else to the core, else
+ * 404. With a core, REGISTER and requests that still have a Route after the edge's own go to the core.
+ */
+export class Relay {
+  constructor (private readonly options: RelayOptions) {}
+
+  relay (id: number, request: SipRequest, ruri: SipUri): void | Promise<void> {
+    const { core, locations } = this.options
+    if (!decrementMaxForwards(request)) {
+      if (request.method !== 'ACK') this.options.reply(id, request, 483, 'Too Many Hops')
+      return
+    }
+    this.popOwnRoutes(id, request)
+    // A request that still has a Route after ours follows it (a dialog set up through the core).
+    if (core !== null && (request.method === 'REGISTER' || request.has('route'))) {
+      core.toCore(id, request)
+      return
+    }
+    const binding = this.lookup(ruri)
+    if (binding !== undefined) this.relayTo(id, request, binding)
+    else if (locations !== null) return this.relayRemote(locations, id, request, ruri)
+    else this.noBinding(id, request, ruri)
+  }
+
+  /**
+   * Removes the Routes naming this edge (RFC 3261 §16.4): alone, a route a client preloaded; with a
+   * core, both of the edge's record-routes (one facing the client, one facing the core).
+   */
+  private popOwnRoutes (id: number, request: SipRequest): void {
+    const { core } = this.options
+    const local = this.options.connections.get(id)
+    const most = core === null ? 1 : 2
+    for (let i = 0; i < most; i++) {
+      const uri = topRoute(request)
+      if (uri === null || !(isOwnRoute(uri, local) || core?.namesEdge(uri) === true)) return
+      request.shift('route', splitList)
+    }
+  }
+
+  /** Nobody the request is for is registered (anywhere in the cluster): to the core, else 404. */
+  private noBinding (id: number, request: SipRequest, ruri: SipUri): void {
+    if (this.options.core !== null) {
+      this.options.core.toCore(id, request)
+      return
+    }
+    this.options.log.debug({ id, method: request.method, user: ruri.user }, 'sip: no binding')
+    if (request.method !== 'ACK') this.options.reply(id, request, 404, 'Not Found')
+  }
+
+  /** The open binding a Request-URI names: an AOR's newest, or the one whose contact it is. */
+  private lookup (ruri: SipUri): Binding | undefined {
+    const { registrar, connections } = this.options
+    const binding = registrar.lookup(ruri.user ?? '') ?? registrar.lookupContact(ruri)
+    return binding === undefined || !connections.has(binding.connectionId) ? undefined : binding
+  }
+
+  private relayTo (id: number, request: SipRequest, binding: Binding): void {
+    const target = this.options.connections.get(binding.connectionId)
+    if (target === undefined) return
+    this.retarget(id, request, binding, target)
+    if (!this.options.send(binding.connectionId, request.toString())) {
+      this.notRelayed(id, request)
+      return
+    }
+    this.options.log.debug({ id, to: binding.connectionId, method: request.method, aor: binding.aor }, 'sip: relayed request')
+  }
+
+  /**
+   * To a binding on another node: looked up in Redis, sent with a confirmed `wsCluster.send`. The send is
+   * made at once, in order with every other of this node; only its outcome is awaited, off this
+   * connection's queue. False (the connection or its node is gone) gets 480 and drops the binding; no
+   * answer in time gets 480. A binding whose node is known gone was purged by the lookup: 404 (or the
+   * core's answer), at once.
+   */
+  private async relayRemote (locations: Locations, id: number, request: SipRequest, ruri: SipUri): Promise<void> {
+    const { log } = this.options
+    let binding: RemoteBinding | null
+    try {
+      binding = await locations.find(ruri)
+    } catch (err) {
+      log.warn({ err, id, user: ruri.user }, 'sip cluster: lookup failed')
+      // A core reaches every client of the edge through their Paths, Redis or not.
+      if (this.options.core !== null) this.options.core.toCore(id, request)
+      else this.unavailable(id, request)
+      return
+    }
+    if (binding === null) {
+      this.noBinding(id, request, ruri)
+      return
+    }
+    this.retarget(id, request, binding, binding.local ?? this.options.connections.get(id))
+    const text = request.toString()
+    if (request.method === 'ACK') {
+      // Nothing answers an ACK: one publish, unconfirmed.
+      this.options.send(binding.connectionId, text)
+      return
+    }
+    const { connectionId, node } = binding
+    // Rejections of the handlers themselves are caught too: nothing here may become an unhandled rejection.
+    locations.send(connectionId, text).then((delivered) => {
+      if (delivered) {
+        log.debug({ id, to: connectionId, node, method: request.method }, 'sip cluster: relayed request')
+        return
+      }
+      this.notRelayed(id, request)
+      // No live connection behind it: the next request for that user is not sent there again.
+      locations.forget(binding).catch((err: unknown) => { log.debug({ err, to: connectionId, node }, 'sip cluster: stale binding not removed') })
+    }, (err: unknown) => {
+      log.info({ err, id, to: connectionId, node }, 'sip cluster: relay not confirmed')
+      this.notRelayed(id, request)
+    }).catch((err: unknown) => { log.error({ err, id, to: connectionId }, 'sip cluster: relay failed') })
+  }
+
+  /**
+   * A registrar-proxy retargets to the registered contact (RFC 3261 §16.5): UAs such as JsSIP answer 404
+   * to a Request-URI that is neither their AOR's user nor their contact. The Via names the source
+   * connection and is sent by `target`: the target connection's local side, or the source's when the
+   * target's was not recorded.
+   */
+  private retarget (id: number, request: SipRequest, binding: { uri: string }, target: ConnectionLocal | undefined): void {
+    request.uri = binding.uri
+    const sentBy = target === undefined ? 'invalid' : hostPort({ host: target.localAddress, port: target.localPort })
+    request.prepend('Via', this.options.via.make(request, target?.secure === true ? 'WSS' : 'WS', sentBy, id))
+  }
+
+  private unavailable (id: number, request: SipRequest): void {
+    if (request.method !== 'ACK') this.options.reply(id, request, 480, 'Temporarily Unavailable')
+  }
+
+  /** The target did not take a request we had put our Via on: the 480 goes to the sender's Via. */
+  private notRelayed (id: number, request: SipRequest): void {
+    request.shift('via', splitList)
+    this.unavailable(id, request)
+  }
+}

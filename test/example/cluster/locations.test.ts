@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { after, before, describe, test } from 'node:test'
+import IORedis from 'ioredis'
+import { ClusterLocations, NodeNotKnownYet } from '../../../example/cluster/locations'
+import { RedisBindings } from '../../../example/cluster/redis-bindings'
+import { Registrar, type Binding } from '../../../example/proxy/registrar'
+import { parseUri } from '../../../example/sip/uri'
+import { recordedLog } from '../../helpers/log'
+import { within } from '../../helpers/pool'
+import { startRedis, type RedisServer } from '../../helpers/redis'
+import { connect, startApp, type Started } from '../../helpers/server'
+import { reportedSetUp } from '../../helpers/set-up'
+
+const LOCAL = { localAddress: '127.0.0.1', localPort: 8080, host: '127.0.0.1:8080', secure: false }
+
+function binding (aor: string, contact: string, connectionId: number, expiresAt: number): Binding {
+  const parsed = parseUri(contact)
+  assert.ok(parsed !== null)
+  return { aor, connectionId, uri: contact, parsed, params: new Map(), expiresAt }
+}
+
+const uri = (text: string): NonNullable<ReturnType<typeof parseUri>> => parseUri(text) ?? assert.fail(text)
+
+describe('ClusterLocations with a real cluster node: bindings whose node is gone', () => {
+  let redis: RedisServer
+  let client: IORedis
+  let node: Started
+  let now = 0
+  const NODE_TIMEOUT = 1000
+
+  before(reportedSetUp(async () => {
+    redis = await startRedis()
+    client = new IORedis(redis.url)
+    node = await startApp({ cluster: { redis: redis.url, nodeTimeout: NODE_TIMEOUT } })
+  }))
+  after(async () => {
+    await node?.app.close()
+    client?.disconnect()
+    await redis?.stop()
+  })
+
+  test('one of a node never heard of: 480 (an error) while this node is new, purged and not found once it has been up nodeTimeout', async () => {
+    now = Date.now()
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, new Map(), NODE_TIMEOUT, node.app.log, () => now)
+    const ghost = new RedisBindings(client, 'sipws', 'ghost-1', () => now)
+    await ghost.put(binding('frank', 'sip:f1@x.invalid', 99, now + 60_000), LOCAL)
+    await assert.rejects(locations.find(uri('sip:frank@h')), NodeNotKnownYet)
+    now += NODE_TIMEOUT
+    assert.equal(await locations.find(uri('sip:frank@h')), null)
+    assert.equal(await client.exists('{sipws}:reg:node:ghost-1'), 0, 'the ghost\'s bindings were purged')
+  })
+
+  test('after Redis came back, a node never heard of is not taken for gone until nodeTimeout has passed again', async () => {
+    now = Date.now()
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, new Map(), NODE_TIMEOUT, node.app.log, () => now)
+    now += NODE_TIMEOUT
+    // It may have started while Redis was away: its heartbeats are heard only now.
+    locations.redisBack()
+    const newcomer = new RedisBindings(client, 'sipws', 'newcomer-1', () => now)
+    await newcomer.put(binding('heidi', 'sip:h1@x.invalid', 77, now + 60_000), LOCAL)
+    await assert.rejects(locations.find(uri('sip:heidi@h')), NodeNotKnownYet)
+    assert.equal(await client.exists('{sipws}:reg:node:newcomer-1'), 1, 'nothing purged meanwhile')
+    now += NODE_TIMEOUT
+    assert.equal(await locations.find(uri('sip:heidi@h')), null)
+  })
+
+  test('one of this node that the in-memory registrar no longer has (its removal failed): removed, not found', async () => {
+    now = Date.now()
+    const mine = new RedisBindings(client, 'sipws', node.app.wsCluster.instance, () => now)
+    const locations = new ClusterLocations(mine, node.app.wsCluster, new Map(), NODE_TIMEOUT, node.app.log, () => now)
+    await mine.put(binding('grace', 'sip:g1@x.invalid', 5, now + 60_000), LOCAL)
+    assert.equal(await locations.find(uri('sip:grace@h')), null)
+    assert.deepEqual(await client.hgetall('{sipws}:reg:aor:grace'), {})
+  })
+})
+
+describe('ClusterLocations as the registrar\'s listener, and the proxy\'s sends', () => {
+  let redis: RedisServer
+  let client: IORedis
+  let node: Started
+  const connections = new Map([[7, LOCAL]])
+  const { log, next } = recordedLog('warn')
+
+  before(reportedSetUp(async () => {
+    redis = await startRedis()
+    client = new IORedis(redis.url)
+    node = await startApp({ cluster: { redis: redis.url } })
+  }))
+  after(async () => {
+    await node?.app.close()
+    client?.disconnect()
+    await redis?.stop()
+  })
+
+  test('a binding made through a Registrar is written with its connection\'s local side; written() settles after it', async () => {
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    const registrar = new Registrar(32, Date.now, locations)
+    const ivan = uri('sip:i1@x.invalid')
+    registrar.update('ivan', 7, 'sip:i1@x.invalid', ivan, new Map(), 60)
+    await locations.written()
+    const other = new RedisBindings(client, 'sipws', 'another-node')
+    assert.deepEqual(await other.find(uri('sip:ivan@h')), { aor: 'ivan', connectionId: 7, node: node.app.wsCluster.instance, uri: 'sip:i1@x.invalid', local: LOCAL })
+    assert.deepEqual(await locations.connection(7), LOCAL)
+    registrar.dropConnection(7)
+    locations.closed(7)
+    await locations.written()
+    assert.equal(await other.find(uri('sip:ivan@h')), null, 'removed with its connection')
+    assert.equal(await locations.connection(7), null, 'and the connection\'s record')
+  })
+
+  test('resync writes every binding again (Redis came back empty) and counts them', async () => {
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    const registrar = new Registrar(32, Date.now, locations)
+    registrar.update('judy', 7, 'sip:j1@x.invalid', uri('sip:j1@x.invalid'), new Map(), 60)
+    registrar.update('judy', 7, 'sip:j2@x.invalid', uri('sip:j2@x.invalid'), new Map(), 60)
+    await locations.written()
+    await client.flushall()
+    assert.equal(locations.resync(registrar.all()), 2)
+    await locations.written()
+    assert.equal(await client.hlen('{sipws}:reg:aor:judy'), 2)
+  })
+
+  test('a write Redis refuses is logged, not thrown: written() still settles', async () => {
+    const away = new IORedis(redis.url, { lazyConnect: true, enableOfflineQueue: false })
+    const locations = new ClusterLocations(new RedisBindings(away, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    locations.saved(binding('kate', 'sip:k1@x.invalid', 7, Date.now() + 60_000))
+    await within(locations.written(), 3000, () => 'written() to settle')
+    const line = await within(next('sip cluster: binding not written to Redis'), 3000, () => 'the log line')
+    assert.equal(line.aor, 'kate')
+    away.disconnect()
+  })
+
+  test('send reaches a connection of the node, confirmed; a connection that is not there: false', async () => {
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    const ws = await connect(node.url)
+    const id = node.app.wsDump().connections[0].id
+    const received = once(ws, 'message') as Promise<[Buffer]>
+    assert.equal(await locations.send(id, 'OPTIONS sip:x SIP/2.0\r\n\r\n'), true)
+    assert.equal((await within(received, 3000, () => 'the message'))[0].toString(), 'OPTIONS sip:x SIP/2.0\r\n\r\n')
+    ws.terminate()
+    assert.equal(await locations.send(id + 1000, 'x'), false)
+  })
+
+  test('purge removes what a node wrote', async () => {
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    await new RedisBindings(client, 'sipws', 'gone-node').put(binding('liam', 'sip:l1@x.invalid', 9, Date.now() + 60_000), LOCAL)
+    assert.equal(await locations.purge('gone-node'), 1)
+    assert.equal(await locations.purge('gone-node'), 0)
+  })
+})

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { after, before, beforeEach, describe, test } from 'node:test'
+import IORedis from 'ioredis'
+import { RedisBindings } from '../../../example/cluster/redis-bindings'
+import type { Binding } from '../../../example/proxy/registrar'
+import { parseUri } from '../../../example/sip/uri'
+import { startRedis, type RedisServer } from '../../helpers/redis'
+import { reportedSetUp } from '../../helpers/set-up'
+
+const LOCAL = { localAddress: '127.0.0.1', localPort: 8080, host: '127.0.0.1:8080', secure: false }
+/** A cluster-mode id (slot 200): past 2^48 and 16 digits long, as most are. */
+const BIG_ID = 200 * 2 ** 45 + 7
+
+function binding (aor: string, contact: string, connectionId: number, expiresAt: number): Binding {
+  const parsed = parseUri(contact)
+  assert.ok(parsed !== null)
+  return { aor, connectionId, uri: contact, parsed, params: new Map(), expiresAt }
+}
+
+const uri = (text: string): NonNullable<ReturnType<typeof parseUri>> => parseUri(text) ?? assert.fail(text)
+
+describe('the registrar\'s bindings in a real Redis', () => {
+  let redis: RedisServer
+  let client: IORedis
+  let now = 1_000_000
+  const clock = (): number => now
+  let a: RedisBindings
+  let b: RedisBindings
+
+  before(reportedSetUp(async () => {
+    redis = await startRedis()
+    client = new IORedis(redis.url)
+  }))
+  after(async () => {
+    client?.disconnect()
+    await redis?.stop()
+  })
+  beforeEach(async () => {
+    await client.flushall()
+    now = Date.now()
+    a = new RedisBindings(client, 'sipws', 'node-a', clock)
+    b = new RedisBindings(client, 'sipws', 'node-b', clock)
+  })
+
+  test('found by AOR (the newest live one) or by contact, with the connection\'s local side; not once expired', async () => {
+    await a.put(binding('alice', 'sip:a1@x.invalid;transport=ws', BIG_ID, now + 60_000), LOCAL)
+    now += 1
+    await b.put(binding('alice', 'sip:a2@y.invalid;transport=ws', 42, now + 30_000), undefined)
+    assert.deepEqual(await a.find(uri('sip:alice@example.com')), { aor: 'alice', connectionId: 42, node: 'node-b', uri: 'sip:a2@y.invalid;transport=ws', local: null })
+    const byContact = await b.find(uri('sip:a1@X.INVALID'))
+    assert.deepEqual(byContact, { aor: 'alice', connectionId: BIG_ID, node: 'node-a', uri: 'sip:a1@x.invalid;transport=ws', local: LOCAL })
+    assert.deepEqual(await b.connection(BIG_ID), LOCAL)
+    now += 30_000
+    assert.equal((await a.find(uri('sip:alice@example.com')))?.connectionId, BIG_ID, 'the newer one expired: the other is left')
+    now += 30_000
+    assert.equal(await a.find(uri('sip:alice@example.com')), null)
+    assert.equal(await a.find(uri('sip:a1@x.invalid')), null)
+    assert.ok(await client.pttl('{sipws}:reg:aor:alice') > 0, 'the key expires by itself too')
+  })
+
+  test('a removal takes only the binding its connection made: the same contact registered again elsewhere stays', async () => {
+    const old = binding('bob', 'sip:b1@x.invalid', 1, now + 60_000)
+    await a.put(old, LOCAL)
+    await b.put(binding('bob', 'sip:b1@x.invalid', 2, now + 60_000), LOCAL)
+    await a.remove(old)
+    assert.equal((await a.find(uri('sip:bob@h')))?.connectionId, 2)
+    await b.remove(binding('bob', 'sip:b1@x.invalid', 2, 0))
+    assert.equal(await a.find(uri('sip:bob@h')), null)
+    assert.equal(await a.find(uri('sip:b1@x.invalid')), null, 'its contact index went with it')
+  })
+
+  test('purge: a node\'s bindings and connection records go, once; what another node made since stays', async () => {
+    await b.put(binding('carol', 'sip:c1@x.invalid', 10, now + 60_000), LOCAL)
+    await b.put(binding('dave', 'sip:d1@x.invalid', 11, now + 60_000), LOCAL)
+    await b.put(binding('erin', 'sip:e1@x.invalid', 12, now + 60_000), LOCAL)
+    // erin's UA came back on node A with the same contact before node B's purge.
+    await a.put(binding('erin', 'sip:e1@x.invalid', 20, now + 60_000), LOCAL)
+    assert.equal(await a.purge('node-b'), 2)
+    assert.equal(await a.purge('node-b'), 0, 'a second survivor purging finds nothing left')
+    assert.equal(await a.find(uri('sip:carol@h')), null)
+    assert.equal(await a.find(uri('sip:d1@x.invalid')), null)
+    assert.equal(await a.connection(10), null)
+    assert.equal((await a.find(uri('sip:erin@h')))?.node, 'node-a')
+    assert.equal(await client.exists('{sipws}:reg:node:node-b'), 0)
+  })
+})
