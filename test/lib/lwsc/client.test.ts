@@ -2,11 +2,9 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import type net from 'node:net'
 import { after, describe, test } from 'node:test'
-import type { FastifyBaseLogger } from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import WebSocket from 'ws'
-import { LwscClient, type LwscError, type LwscLogger, type LwscStats } from '../../../lib/lwsc'
-import { backoffDelay } from '../../../lib/lwsc/backoff'
+import { LwscClient, type LwscError, type LwscStats } from '../../../lib/lwsc'
 import { frame } from '../../helpers/frames'
 import { within } from '../../helpers/pool'
 import { freePort, recordingLogger, selfSignedCert, startHttpRefuser, startPeer, startSilentTcp } from '../../helpers/lwsc'
@@ -425,10 +423,6 @@ describe('lwsc lifecycle', () => {
     assert.equal(client.options.poolSize, 4)
   })
 
-  test('backoff doubles from min and stops at max', () => {
-    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 50].map((n) => backoffDelay(n, 100, 2000)), [0, 100, 200, 400, 800, 1600, 2000, 2000])
-  })
-
   test('verbosity gates connection-event logs', async (t) => {
     const peer = await startPeer()
     const quiet = recordingLogger()
@@ -456,7 +450,4 @@ test('types', () => {
   expectTypeOf(client.notifyProto).returns.toEqualTypeOf<Promise<void>>()
   expectTypeOf(client.stats()).toEqualTypeOf<LwscStats>()
   expectTypeOf(client.close).returns.toEqualTypeOf<Promise<void>>()
-  expectTypeOf<FastifyBaseLogger>().toMatchTypeOf<LwscLogger>()
-  expectTypeOf<LwscError['url']>().toEqualTypeOf<string>()
-  expectTypeOf<LwscError['code']>().toEqualTypeOf<string>()
 })
