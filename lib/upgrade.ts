@@ -3,6 +3,7 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { supportedHeaders, type Refusal } from './handshake'
 import type { Hooks } from './hooks'
+import { normalizeInjectedHeaders } from './injected'
 import type { WsServer } from './server'
 
 function pathOf (url: string): string {
@@ -46,7 +47,8 @@ export class UpgradeRequests {
 
   /**
    * Node hands those bytes only to `'upgrade'` listeners. Ours goes in front of @fastify/websocket's, which
-   * routes the request through Fastify (and so to `onRequest`) from inside its own listener.
+   * routes the request through Fastify (and so to `onRequest`) from inside its own listener: an injected
+   * request's headers are made what Node would give before any hook or ws reads them.
    */
   listen (httpServer: Server): void {
     httpServer.prependListener('upgrade', this.onUpgrade)
@@ -60,6 +62,7 @@ export class UpgradeRequests {
   }
 
   private readonly onUpgrade = (req: IncomingMessage, _socket: Duplex, head: Buffer): void => {
+    normalizeInjectedHeaders(req)
     if (head.length > 0) (req as IncomingMessage & { [kHead]?: Buffer })[kHead] = head
   }
 
