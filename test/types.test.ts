@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import type WebSocket from 'ws'
-import sipWs, { LwscClient, sipWs as named, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../lib'
+import sipWs, { LwscClient, errors, sipWs as named, type LwscError, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../lib'
 
 // Compile-time checks: `npm test` type-checks this file with tsc before running it.
 test('public types', async () => {
@@ -111,4 +111,23 @@ test('public types', async () => {
   await app.ready()
   assert.equal(typeof app.wsSend, 'function')
   await app.close()
+})
+
+test('error types: lwsc errors have a typed url', () => {
+  // instanceof narrows a caught error to one with its target in `url`; the other errors have none.
+  const target = (err: unknown): string | null => err instanceof errors.LwscReadTimeoutError ? err.url : null
+  expectTypeOf<InstanceType<typeof errors.LwscReadTimeoutError>['code']>().toEqualTypeOf<'FST_SIPWS_LWSC_READ_TIMEOUT'>()
+  expectTypeOf<InstanceType<typeof errors.LwscConnectionError>>().toMatchTypeOf<LwscError>()
+  expectTypeOf<InstanceType<typeof errors.BadDumpOrderError>>().not.toHaveProperty('url')
+  expectTypeOf<LwscError['url']>().toBeString()
+  assert.equal(target(new errors.LwscReadTimeoutError('ws://10.0.0.1/', 1000)), 'ws://10.0.0.1/')
+  assert.equal(target(new errors.LwscClosedError('ws://10.0.0.1/')), null)
+  // However an lwsc error is built (new or not, with a cause), it has the `url` its type promises.
+  const lwsc = Object.entries(errors).filter(([name]) => name.startsWith('Lwsc')) as Array<[string, (...args: unknown[]) => LwscError]>
+  assert.equal(lwsc.length, 7)
+  for (const [name, E] of lwsc) {
+    const err = E('wss://edge.example/ws', 'x', { cause: new Error('under') })
+    assert.deepEqual([err.url, err instanceof (E as unknown as typeof Error), err.message.includes('wss://edge.example/ws')], ['wss://edge.example/ws', true, true], name)
+    assert.match(err.stack ?? '', /^FastifyError: lwsc: [^\n]*\n {4}at .*types\.test\.ts/, `${name}: the stack starts where it was raised`)
+  }
 })
