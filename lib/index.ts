@@ -19,6 +19,7 @@ import type { WsCluster } from './cluster/types'
 import { drainWithin } from './drain'
 import { checkInternals } from './internals'
 import type { WsData } from './payload'
+import type * as errorClasses from './errors'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -116,5 +117,7 @@ export type { WsCluster, ClusterDump, ClusterStats, ClusterNodeInfo, MissingNode
 export type { ClusterNodeDownHook } from './hooks'
 export type { WsData } from './payload'
 export * as errors from './errors'
+/** The `code` of every error the package throws (`FST_SIPWS_*`), read from the error classes. */
+export type SipWsErrorCode = InstanceType<(typeof errorClasses)[keyof typeof errorClasses]>['code']
 export { LwscClient } from './lwsc'
 export type { LwscLogger, LwscStats, LwscError } from './lwsc'
