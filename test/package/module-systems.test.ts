@@ -44,8 +44,12 @@ process.stdout.write('forms ok\\n')
 const TS_TYPES = `
 const options: SipWsOptions = { subProtocols: ['sip'], lwsc: { idleTimeout: 30000 } }
 const onMessage = (msg: WsMessage): string => msg.binary ? msg.data.toString('hex') : msg.data.toUpperCase()
+const code: SipWsErrorCode = new errors.LwscClosedError('ws://edge/').code
+const failedUrl = (err: unknown): string | undefined => err instanceof errors.LwscReadTimeoutError ? err.url : undefined
 void onMessage
 void options
+void code
+void failedUrl
 `
 
 interface Setup {
@@ -90,7 +94,7 @@ ${REGISTER_EACH}`
     quickStart: ({ imports, body }) => imports.join('\n') + '\n' + inMain(body),
     forms: `import assert from 'node:assert/strict'
 import Fastify from 'fastify'
-import sipWs, { sipWs as named, errors, LwscClient, type SipWsOptions, type WsMessage } from 'fastify-sip-ws'
+import sipWs, { sipWs as named, errors, LwscClient, type SipWsOptions, type WsMessage, type SipWsErrorCode } from 'fastify-sip-ws'
 import required = require('fastify-sip-ws')
 ${TS_TYPES}
 ${SHARED_CHECKS}
@@ -104,7 +108,7 @@ ${inMain(REGISTER_EACH)}`
     forms: `import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import Fastify from 'fastify'
-import sipWs, { sipWs as named, errors, LwscClient, type SipWsOptions, type WsMessage } from 'fastify-sip-ws'
+import sipWs, { sipWs as named, errors, LwscClient, type SipWsOptions, type WsMessage, type SipWsErrorCode } from 'fastify-sip-ws'
 const required = createRequire(import.meta.url)('fastify-sip-ws') as typeof sipWs
 ${TS_TYPES}
 ${SHARED_CHECKS}
