@@ -40,6 +40,8 @@ declare namespace sipWs {
   export type LwscClient = api.LwscClient
   export type LwscLogger = api.LwscLogger
   export type LwscStats = api.LwscStats
+  export type LwscError = api.LwscError
+  export type SipWsErrorCode = api.SipWsErrorCode
   export type WsCluster = api.WsCluster
   export type ClusterDump = api.ClusterDump
   export type ClusterStats = api.ClusterStats

@@ -17,6 +17,7 @@ import { registerShutdown } from './lifecycle/shutdown'
 import { LwscClient } from './lwsc'
 import { resolveSettings, type SipWsOptions } from './options'
 import type { ConnectionInfo, DumpOrder, DumpResult, StatsSnapshot, WsData } from './types'
+import type * as errorClasses from './errors'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -121,5 +122,7 @@ export type { WsCluster, ClusterDump, ClusterStats, ClusterNodeInfo, MissingNode
 export type { ClusterNodeDownHook } from './hooks'
 export type { WsData } from './types'
 export * as errors from './errors'
+/** The `code` of every error the package throws (`FST_SIPWS_*`), read from the error classes. */
+export type SipWsErrorCode = InstanceType<(typeof errorClasses)[keyof typeof errorClasses]>['code']
 export { LwscClient } from './lwsc'
-export type { LwscLogger, LwscStats } from './lwsc'
+export type { LwscLogger, LwscStats, LwscError } from './lwsc'

@@ -10,8 +10,11 @@ import { MissingInternalError } from '../errors'
 /**
  * Everything this package takes from its dependencies beyond their documented API, in one place. Each is
  * run once per process at `register` (`checkInternals`): a version without it fails `register` with
- * FST_SIPWS_MISSING_INTERNAL naming it, never a connection later. package.json pins ws and
- * @fastify/websocket to `~` ranges for the same reason.
+ * FST_SIPWS_MISSING_INTERNAL naming it, never a connection later. package.json pins ws to one exact
+ * version for the same reason: a patch release may change what is private (8.23.1 changed even a public
+ * behaviour, the handshake's version compare). @fastify/websocket gets a `^` range: what the plugin uses of
+ * it is documented (upgrades routed through Fastify's hooks, `request.ws`, `injectWS`), and an injected
+ * request's shape is made a real one's (injected.ts) rather than relied on.
  *
  * - ws: a WebSocket's frame parser (`ws._receiver`) and its `'conclude'` and `'error'` events. Kamailio
  *   answers a normal or empty Close with 1000 "Normal closure" and puts a reason text in the Close it sends

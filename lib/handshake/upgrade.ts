@@ -8,6 +8,7 @@ import type { Settings } from '../options'
 import type { Acceptor } from './accept'
 import type { Admission } from './admission'
 import { supportedHeaders } from './checks'
+import { normalizeInjectedHeaders } from './injected'
 import { peerAddress } from './peer'
 import { refuse, type Refusal } from './refusal'
 
@@ -57,7 +58,8 @@ export class UpgradeRequests {
 
   /**
    * Node hands those bytes only to `'upgrade'` listeners. Ours goes in front of @fastify/websocket's, which
-   * routes the request through Fastify (and so to `onRequest`) from inside its own listener.
+   * routes the request through Fastify (and so to `onRequest`) from inside its own listener: an injected
+   * request's headers are made what Node would give before any hook or ws reads them.
    */
   listen (httpServer: Server): void {
     httpServer.prependListener('upgrade', this.onUpgrade)
@@ -71,6 +73,7 @@ export class UpgradeRequests {
   }
 
   private readonly onUpgrade = (req: IncomingMessage, _socket: Duplex, head: Buffer): void => {
+    normalizeInjectedHeaders(req)
     if (head.length > 0) this.heads.set(req, head)
   }
 

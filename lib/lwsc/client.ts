@@ -129,7 +129,7 @@ export class LwscClient {
 
   // Returns the error instead of throwing so the public methods can reject without an async wrapper.
   private endpointFor (url: string, proto: string, data: unknown): Endpoint | Error {
-    if (this.ctx.closed) return withUrl(new LwscClosedError(url), url)
+    if (this.ctx.closed) return new LwscClosedError(url)
     const bad = payloadError(data)
     if (bad !== null) return withUrl(bad, url)
     let byProto = this.endpoints.get(url)

@@ -3,7 +3,6 @@ import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import { LwscClosedError, LwscConnectionError, LwscConnectTimeoutError, LwscProtocolRefusedError, LwscReadTimeoutError } from '../errors'
 import type { LwscContext } from './context'
-import { withUrl } from './error-url'
 import { type Job, JobQueue } from './job'
 
 const CONNECTING = 0
@@ -107,7 +106,7 @@ export class Connection {
     if (this.state !== IDLE && this.state !== BUSY) return
     if (!this.alive) {
       if (this.ctx.options.verbosity >= 2) this.ctx.log.debug({ url: this.endpoint.url, proto: this.endpoint.proto }, 'lwsc: no answer to keepalive ping; closing')
-      this.discard(withUrl(new LwscConnectionError(this.endpoint.url, `no answer to a keepalive ping within ${this.ctx.options.keepaliveInterval} ms`), this.endpoint.url))
+      this.discard(new LwscConnectionError(this.endpoint.url, `no answer to a keepalive ping within ${this.ctx.options.keepaliveInterval} ms`))
       return
     }
     this.alive = false
@@ -121,7 +120,7 @@ export class Connection {
     this.whenClosed = new Promise((resolve) => { this.resolveClosed = resolve })
     // A parked socket would let the process exit before the close handshake and strand `await close()`.
     this.socket?.ref()
-    if (this.failure === null) this.failure = withUrl(new LwscClosedError(this.endpoint.url), this.endpoint.url)
+    if (this.failure === null) this.failure = new LwscClosedError(this.endpoint.url)
     if (this.state === CONNECTING) {
       this.state = GONE
       this.detach()
@@ -142,7 +141,7 @@ export class Connection {
   retire (why: string): void {
     if (!this.quiet) return
     if (this.ctx.options.verbosity >= 2) this.ctx.log.debug({ url: this.endpoint.url, proto: this.endpoint.proto, why }, 'lwsc: closing a pooled connection')
-    this.failure = withUrl(new LwscConnectionError(this.endpoint.url, why), this.endpoint.url)
+    this.failure = new LwscConnectionError(this.endpoint.url, why)
     this.state = GONE
     this.ctx.discarded.add(this)
     this.detach()
@@ -162,7 +161,7 @@ export class Connection {
   private detach (): void {
     if (!this.attached) return
     this.attached = false
-    const err = this.failure ?? withUrl(new LwscConnectionError(this.endpoint.url, 'connection lost'), this.endpoint.url)
+    const err = this.failure ?? new LwscConnectionError(this.endpoint.url, 'connection lost')
     const job = this.job
     if (job !== null) {
       this.job = null
@@ -175,7 +174,7 @@ export class Connection {
     this.socket = res.socket as Socket
     // ws refuses the handshake itself when the answer differs; we only give the refusal its own error.
     if (res.headers['sec-websocket-protocol'] !== this.endpoint.proto) {
-      this.failure = withUrl(new LwscProtocolRefusedError(this.endpoint.url, this.endpoint.proto), this.endpoint.url)
+      this.failure = new LwscProtocolRefusedError(this.endpoint.url, this.endpoint.proto)
     }
   }
 
@@ -184,9 +183,9 @@ export class Connection {
     // A refusal that lists the supported sub-protocols, without ours, is a sub-protocol refusal.
     const supported = res.headers['sec-websocket-protocol']
     if (typeof supported === 'string' && !supported.split(',').some((name) => name.trim() === proto)) {
-      this.failure = withUrl(new LwscProtocolRefusedError(url, proto), url)
+      this.failure = new LwscProtocolRefusedError(url, proto)
     } else {
-      this.failure = withUrl(new LwscConnectionError(url, `the opening handshake was answered ${res.statusCode ?? 0} ${res.statusMessage ?? ''}`.trimEnd()), url)
+      this.failure = new LwscConnectionError(url, `the opening handshake was answered ${res.statusCode ?? 0} ${res.statusMessage ?? ''}`.trimEnd())
     }
     res.resume()
     this.ws.terminate()
@@ -197,7 +196,7 @@ export class Connection {
     if (this.state !== CONNECTING) return
     const { url } = this.endpoint
     this.ctx.counters.timeouts++
-    this.failure = withUrl(new LwscConnectTimeoutError(url, this.ctx.options.timeoutInit), url)
+    this.failure = new LwscConnectTimeoutError(url, this.ctx.options.timeoutInit)
     this.ws.terminate()
   }
 
@@ -249,9 +248,9 @@ export class Connection {
     this.job = null
     this.ctx.counters.timeouts++
     if (this.ctx.options.verbosity >= 1) this.ctx.log.info({ url, proto, timeoutRead: this.ctx.options.timeoutRead }, 'lwsc: read timeout; discarding the connection')
-    this.endpoint.fail(job, withUrl(new LwscReadTimeoutError(url, this.ctx.options.timeoutRead), url))
+    this.endpoint.fail(job, new LwscReadTimeoutError(url, this.ctx.options.timeoutRead))
     // Its reply may still arrive; only a fresh connection is sure not to hand it to the next request.
-    this.discard(withUrl(new LwscConnectionError(url, 'discarded after a read timeout'), url))
+    this.discard(new LwscConnectionError(url, 'discarded after a read timeout'))
   }
 
   // Re-armed for what is left of idleTimeout after the last job: one timer per connection, no per-job work.
@@ -276,14 +275,14 @@ export class Connection {
     const job = this.writing.shift()
     if (job === null) return
     if (err === undefined || err === null) job.resolve(undefined)
-    else this.endpoint.fail(job, withUrl(new LwscConnectionError(this.endpoint.url, err.message, { cause: err }), this.endpoint.url))
+    else this.endpoint.fail(job, new LwscConnectionError(this.endpoint.url, err.message, { cause: err }))
   }
 
   private readonly onError = (err: Error & { code?: string }): void => {
     if (this.failure !== null) return
     const code = err.code
     const why = code !== undefined && !err.message.includes(code) ? `${err.message} (${code})` : err.message
-    this.failure = withUrl(new LwscConnectionError(this.endpoint.url, why, { cause: err }), this.endpoint.url)
+    this.failure = new LwscConnectionError(this.endpoint.url, why, { cause: err })
   }
 
   private readonly onClose = (code: number): void => {
@@ -297,7 +296,7 @@ export class Connection {
     this.ctx.discarded.delete(this)
     if (this.failure === null) {
       const why = this.opened ? `closed by the server (code ${code})` : 'closed during the opening handshake'
-      this.failure = withUrl(new LwscConnectionError(this.endpoint.url, why), this.endpoint.url)
+      this.failure = new LwscConnectionError(this.endpoint.url, why)
     }
     this.detach()
     // Write callbacks normally ran before this; any left are reported here so none waits forever.

@@ -3,7 +3,6 @@ import { Link } from '../ordered-list'
 import { backoffDelay } from './backoff'
 import { Connection, type ConnectionOwner } from './connection'
 import type { LwscContext } from './context'
-import { withUrl } from './error-url'
 import { type Job, JobQueue } from './job'
 
 /**
@@ -61,7 +60,7 @@ export class Endpoint implements ConnectionOwner {
     const { poolSize, queueSize } = this.ctx.options
     if (this.queue.length >= queueSize + poolSize - this.openCount) {
       if (this.ctx.options.verbosity >= 2) this.ctx.log.debug({ url: this.url, proto: this.proto, queued: this.queue.length }, 'lwsc: queue full')
-      this.fail(job, withUrl(new LwscQueueFullError(this.url, this.queue.length), this.url))
+      this.fail(job, new LwscQueueFullError(this.url, this.queue.length))
       return
     }
     this.queue.push(job)
@@ -149,7 +148,7 @@ export class Endpoint implements ConnectionOwner {
       clearTimeout(this.retryTimer)
       this.retryTimer = null
     }
-    this.flush(withUrl(new LwscClosedError(this.url), this.url))
+    this.flush(new LwscClosedError(this.url))
     await Promise.all(Array.from(this.all, (conn) => conn.close()))
   }
 
@@ -181,7 +180,7 @@ export class Endpoint implements ConnectionOwner {
       conn = new Connection(this, this.ctx)
     } catch (err) {
       // ws throws synchronously only for arguments checkTarget already vetted; count it as a failed attempt.
-      this.attemptFailed(withUrl(new LwscConnectionError(this.url, (err as Error).message, { cause: err }), this.url))
+      this.attemptFailed(new LwscConnectionError(this.url, (err as Error).message, { cause: err }))
       return
     }
     this.all.add(conn)

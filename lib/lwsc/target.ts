@@ -7,16 +7,16 @@ import { withUrl } from './error-url'
  * endpoint cache and skip the URL parser.
  */
 export function checkTarget (url: unknown, proto: unknown): void {
-  if (typeof url !== 'string') throw withUrl(new LwscBadUrlError(String(url)), String(url))
+  if (typeof url !== 'string') throw new LwscBadUrlError(String(url))
   let parsed: URL
   try {
     parsed = new URL(url)
   } catch {
-    throw withUrl(new LwscBadUrlError(url), url)
+    throw new LwscBadUrlError(url)
   }
   // A fragment has no meaning in a WebSocket URI (RFC 6455 §3) and ws refuses it.
   if ((parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') || parsed.hostname === '' || parsed.hash !== '') {
-    throw withUrl(new LwscBadUrlError(url), url)
+    throw new LwscBadUrlError(url)
   }
   // RFC 6455 §4.1: a sub-protocol is a token; ws would throw a bare SyntaxError otherwise.
   if (typeof proto !== 'string' || !TOKEN.test(proto)) {

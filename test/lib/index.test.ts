@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import type WebSocket from 'ws'
-import sipWs, { LwscClient, sipWs as named, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../../lib'
+import sipWs, { LwscClient, errors, sipWs as named, type LwscError, type SipWsErrorCode, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../../lib'
 
 // Compile-time checks: `npm test` type-checks this file with tsc before running it.
 test('public types', async () => {
@@ -111,4 +111,38 @@ test('public types', async () => {
   await app.ready()
   assert.equal(typeof app.wsSend, 'function')
   await app.close()
+})
+
+const CODES = [
+  'FST_SIPWS_INVALID_OPTION', 'FST_SIPWS_UNKNOWN_HOOK', 'FST_SIPWS_HOOK_NOT_FUNCTION', 'FST_SIPWS_BAD_DUMP_ORDER',
+  'FST_SIPWS_BAD_CONNECTION_ID', 'FST_SIPWS_INVALID_ARGUMENT', 'FST_SIPWS_MISSING_INTERNAL', 'FST_SIPWS_LWSC_BAD_URL',
+  'FST_SIPWS_LWSC_CONNECT_TIMEOUT', 'FST_SIPWS_LWSC_READ_TIMEOUT', 'FST_SIPWS_LWSC_CONNECTION_FAILED',
+  'FST_SIPWS_LWSC_PROTOCOL_REFUSED', 'FST_SIPWS_LWSC_QUEUE_FULL', 'FST_SIPWS_LWSC_CLOSED', 'FST_SIPWS_INVALID_CLOSE',
+  'FST_SIPWS_INVALID_DRAIN', 'FST_SIPWS_CLUSTER_UNAVAILABLE', 'FST_SIPWS_CLUSTER_TIMEOUT', 'FST_SIPWS_CLUSTER_NODE_GONE'
+] as const
+
+test('error types: SipWsErrorCode is the union of every code; lwsc errors have a typed url', () => {
+  // The type is the list, and the list is what the classes give at run time: the union misses none.
+  expectTypeOf<SipWsErrorCode>().toEqualTypeOf<typeof CODES[number]>()
+  const classes = Object.values(errors) as Array<new (...args: unknown[]) => Error & { code: string }>
+  assert.deepEqual(classes.map((E) => new E().code).sort(), [...CODES].sort())
+  const matches = (err: { code: string }, code: SipWsErrorCode): boolean => err.code === code
+  assert.equal(matches(new errors.InvalidDrainError('x'), 'FST_SIPWS_INVALID_DRAIN'), true)
+
+  // instanceof narrows a caught error to one with its target in `url`; the other errors have none.
+  const target = (err: unknown): string | null => err instanceof errors.LwscReadTimeoutError ? err.url : null
+  expectTypeOf<InstanceType<typeof errors.LwscReadTimeoutError>['code']>().toEqualTypeOf<'FST_SIPWS_LWSC_READ_TIMEOUT'>()
+  expectTypeOf<InstanceType<typeof errors.LwscConnectionError>>().toMatchTypeOf<LwscError>()
+  expectTypeOf<InstanceType<typeof errors.BadDumpOrderError>>().not.toHaveProperty('url')
+  expectTypeOf<LwscError['url']>().toBeString()
+  assert.equal(target(new errors.LwscReadTimeoutError('ws://10.0.0.1/', 1000)), 'ws://10.0.0.1/')
+  assert.equal(target(new errors.LwscClosedError('ws://10.0.0.1/')), null)
+  // However an lwsc error is built (new or not, with a cause), it has the `url` its type promises.
+  const lwsc = Object.entries(errors).filter(([name]) => name.startsWith('Lwsc')) as Array<[string, (...args: unknown[]) => LwscError]>
+  assert.equal(lwsc.length, 7)
+  for (const [name, E] of lwsc) {
+    const err = E('wss://edge.example/ws', 'x', { cause: new Error('under') })
+    assert.deepEqual([err.url, err instanceof (E as unknown as typeof Error), err.message.includes('wss://edge.example/ws')], ['wss://edge.example/ws', true, true], name)
+    assert.match(err.stack ?? '', /^FastifyError: lwsc: [^\n]*\n {4}at .*types\.test\.ts/, `${name}: the stack starts where it was raised`)
+  }
 })

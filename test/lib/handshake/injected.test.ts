@@ -84,6 +84,26 @@ describe('injectWS (testing without a port)', () => {
     } finally { await app.close() }
   })
 
+  test('its headers reach hooks and ws as Node parses them: lower-case names, string values, whatever ws compares', async () => {
+    let seen: Record<string, unknown> = {}
+    const app = await readyApp({ subProtocols: ['sip'] }, (app) => {
+      app.addWsHook('xhttp:request', (request) => { seen = { ...request.headers } })
+    })
+    try {
+      // injectWS sends Sec-WebSocket-Version as the number 13 (ws from 8.23.1 on refuses it) and passes these on as written.
+      const headers = { 'Sec-WebSocket-Protocol': 'sip', 'X-Retries': 3, 'x-trace': ['a', 'b'], 'X-Trace': 'c', 'Set-Cookie': ['s=1', 's=2'], 'x-none': undefined }
+      const ws = await app.injectWS('/', { headers: headers as unknown as Record<string, string> })
+      assert.equal(seen['sec-websocket-version'], '13')
+      assert.equal(seen['sec-websocket-protocol'], 'sip')
+      assert.equal(seen['x-retries'], '3')
+      assert.equal(seen['x-trace'], 'a, b, c')
+      assert.deepEqual(seen['set-cookie'], ['s=1', 's=2'])
+      assert.deepEqual(Object.keys(seen).filter((name) => name !== name.toLowerCase() || seen[name] === undefined), [])
+      assert.equal(app.wsDump().connections[0].subProtocol, 'sip')
+      ws.terminate()
+    } finally { await app.close() }
+  })
+
   test('a hook may choose the sub-protocol; wsDisable gives 503; paths are honoured', async () => {
     const app = await readyApp({ path: ['/ws'], subProtocols: ['sip', 'msrp'] }, (app) => {
       app.addWsHook('xhttp:request', (request) => { request.wsSubProtocol = 'msrp' })

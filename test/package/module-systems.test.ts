@@ -1,34 +1,19 @@
 // The package as users get it: `npm pack`, the tarball installed into scratch projects, the README's quick
-// start compiled and run in each module setup. Needs `npm run build` first (npm test does it).
+// start compiled and run in each module setup, on the lockfile's versions (fresh-install.test.ts takes the
+// newest instead). Needs `npm run build` first (npm test does it).
 import assert from 'node:assert/strict'
-import { execFile, spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { promisify } from 'node:util'
-import WebSocket from 'ws'
-import { within } from './helpers/pool'
-import { reportedSetUp } from './helpers/set-up'
+import { assertQuickStartServes, readmeBlock, run, scratchInstall } from '../helpers/package'
+import { reportedSetUp } from '../helpers/set-up'
 
-const ROOT = join(__dirname, '..')
-const run = promisify(execFile)
 // Pinned to what the repo's lockfile has, so an offline machine installs from npm's cache.
 const SCRATCH_DEPENDENCIES = ['fastify@5.12.8', 'typescript@5.9.3', '@types/node@20.19.43']
 
-/** npm's own variables of the `npm test` run (its package, its lifecycle) must not leak into the scratch installs. */
-function npmEnv (): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_(package|lifecycle)_/i.test(key)))
-}
-
-/** The README's quick start: the code block under "## Quick start". */
+/** The README's quick start, its imports apart from the rest. */
 async function quickStart (): Promise<{ imports: string[], body: string }> {
-  const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
-  const section = readme.slice(readme.indexOf('## Quick start'))
-  const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1]
-  assert.ok(code !== undefined, 'README has a ts block under "## Quick start"')
-  const lines = code.split('\n')
+  const lines = (await readmeBlock('## Quick start')).split('\n')
   return { imports: lines.filter((l) => l.startsWith('import ')), body: lines.filter((l) => !l.startsWith('import ')).join('\n') }
 }
 
@@ -59,8 +44,12 @@ process.stdout.write('forms ok\\n')
 const TS_TYPES = `
 const options: SipWsOptions = { subProtocols: ['sip'], lwsc: { idleTimeout: 30000 } }
 const onMessage = (msg: WsMessage): string => msg.binary ? msg.data.toString('hex') : msg.data.toUpperCase()
+const code: SipWsErrorCode = new errors.LwscClosedError('ws://edge/').code
+const failedUrl = (err: unknown): string | undefined => err instanceof errors.LwscReadTimeoutError ? err.url : undefined
 void onMessage
 void options
+void code
+void failedUrl
 `
 
 interface Setup {
@@ -105,7 +94,7 @@ ${REGISTER_EACH}`
     quickStart: ({ imports, body }) => imports.join('\n') + '\n' + inMain(body),
     forms: `import assert from 'node:assert/strict'
 import Fastify from 'fastify'
-import sipWs, { sipWs as named, errors, LwscClient, type SipWsOptions, type WsMessage } from 'fastify-sip-ws'
+import sipWs, { sipWs as named, errors, LwscClient, type SipWsOptions, type WsMessage, type SipWsErrorCode } from 'fastify-sip-ws'
 import required = require('fastify-sip-ws')
 ${TS_TYPES}
 ${SHARED_CHECKS}
@@ -119,7 +108,7 @@ ${inMain(REGISTER_EACH)}`
     forms: `import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import Fastify from 'fastify'
-import sipWs, { sipWs as named, errors, LwscClient, type SipWsOptions, type WsMessage } from 'fastify-sip-ws'
+import sipWs, { sipWs as named, errors, LwscClient, type SipWsOptions, type WsMessage, type SipWsErrorCode } from 'fastify-sip-ws'
 const required = createRequire(import.meta.url)('fastify-sip-ws') as typeof sipWs
 ${TS_TYPES}
 ${SHARED_CHECKS}
@@ -127,54 +116,12 @@ ${REGISTER_EACH}`
   }
 ]
 
-/** Runs the quick start on a free port and talks to it as a phone would; resolves with what it saw. */
-async function runQuickStart (dir: string, entry: string): Promise<{ options: string, refused: number }> {
-  const child = spawn(process.execPath, [entry], { cwd: dir, env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  try {
-    const url = await within(new Promise<string>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString()
-        const match = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(output)
-        if (match !== null) resolve(match[1].replace('http:', 'ws:'))
-      })
-      child.once('exit', (code) => { reject(new Error(`exited with ${String(code)}`)) })
-    }), 20_000, () => `the quick start did not listen:\n${output}`)
-
-    const phone = new WebSocket(url, 'sip', { origin: 'https://phone.example.com' })
-    await within(once(phone, 'open'), 10_000, () => 'the phone could not connect')
-    const answer = once(phone, 'message') as Promise<[Buffer]>
-    phone.send('OPTIONS sip:edge SIP/2.0\r\nVia: SIP/2.0/WSS a.invalid;branch=z9hG4bK1\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:edge>\r\nCall-ID: quick-start-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n')
-    const [options] = await within(answer, 10_000, () => 'no answer to OPTIONS')
-    phone.close()
-
-    const stranger = new WebSocket(url, 'sip', { origin: 'https://elsewhere.example' })
-    // Ended by terminate() below while still connecting, which ws reports as an error.
-    stranger.on('error', () => {})
-    const refused = await within(new Promise<number>((resolve, reject) => {
-      stranger.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); res.resume() })
-      stranger.once('open', () => { reject(new Error('a stranger got in')) })
-    }), 10_000, () => 'no answer to the stranger')
-    stranger.terminate()
-    return { options: options.toString(), refused }
-  } finally {
-    child.kill('SIGTERM')
-    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit')
-  }
-}
-
 // The setups run at once: the two type checks (strict, skipLibCheck off: about 15 s of CPU each) take both cores.
 describe('the packed package, installed as users install it', { concurrency: true }, () => {
   let scratch = ''
 
   before(reportedSetUp(async () => {
-    scratch = await mkdtemp(join(tmpdir(), 'fastify-sip-ws-pack-'))
-    const { stdout } = await run('npm', ['pack', '--pack-destination', scratch, '--silent'], { cwd: ROOT, env: npmEnv(), timeout: 60_000 })
-    const tarball = join(scratch, stdout.trim().split('\n').pop() as string)
-    await writeFile(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, version: '0.0.0' }))
-    // From npm's cache when it has everything (an offline machine after `npm ci`), the registry otherwise.
-    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...SCRATCH_DEPENDENCIES], { cwd: scratch, env: npmEnv(), timeout: 90_000 })
+    scratch = await scratchInstall('fastify-sip-ws-pack-', SCRATCH_DEPENDENCIES, { fresh: false })
   }))
 
   after(async () => {
@@ -184,8 +131,8 @@ describe('the packed package, installed as users install it', { concurrency: tru
   test('dependencies: everything the public declarations import is installed with the package', async () => {
     const installed = JSON.parse(await readFile(join(scratch, 'node_modules/fastify-sip-ws/package.json'), 'utf8')) as { dependencies: Record<string, string> }
     assert.ok('@types/ws' in installed.dependencies, 'public types import ws')
-    assert.match(installed.dependencies.ws, /^~/)
-    assert.match(installed.dependencies['@fastify/websocket'], /^~/)
+    assert.match(installed.dependencies.ws, /^\d+\.\d+\.\d+$/, 'ws is pinned to one version')
+    assert.match(installed.dependencies['@fastify/websocket'], /^\^11\./)
   })
 
   const q = quickStart()
@@ -208,11 +155,7 @@ describe('the packed package, installed as users install it', { concurrency: tru
       }
       const forms = await run(process.execPath, [join(out, 'forms.js')], { cwd: dir, timeout: 30_000 })
       assert.equal(forms.stdout, 'forms ok\n')
-      const { options, refused } = await runQuickStart(dir, join(out, 'quick-start.js'))
-      assert.match(options, /^SIP\/2\.0 200 OK\r\n/)
-      assert.match(options, /\r\nCall-ID: quick-start-1\r\n/)
-      assert.match(options, /\r\nCSeq: 1 OPTIONS\r\n/)
-      assert.equal(refused, 403)
+      await assertQuickStartServes(dir, join(out, 'quick-start.js'))
     })
   }
 })
