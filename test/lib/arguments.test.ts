@@ -33,7 +33,7 @@ describe('argument checks', () => {
       assert.equal(isConnectionId(id), true, String(id))
       checkConnectionId(id, 'wsClose')
     }
-    for (const [id, shown] of [[1.5, '1.5'], [Number.NaN, 'NaN'], [Infinity, 'Infinity'], ['12', '"12"'], [undefined, 'undefined'], [null, 'object'], [12n, 'bigint'], [{}, 'object']] as const) {
+    for (const [id, shown] of [[1.5, '1.5'], [Number.NaN, 'NaN'], [Infinity, 'Infinity'], ['12', '"12"'], [undefined, 'undefined'], [null, 'null'], [12n, 'bigint'], [{}, 'object']] as const) {
       assert.equal(isConnectionId(id), false, shown)
       assert.throws(() => { checkConnectionId(id, 'wsCluster.close') }, refusal('FST_SIPWS_BAD_CONNECTION_ID', new RegExp(`^wsCluster\\.close: expected a connection id \\(an integer\\), got ${shown.replace('.', '\\.')}$`)))
     }
@@ -84,7 +84,10 @@ describe('argument checks', () => {
 
   test('a drain\'s `within` is a whole number of milliseconds, 0 or more; the refusal shows what was given', () => {
     for (const within of [0, 1, 60_000, Number.MAX_SAFE_INTEGER]) assert.equal(drainWithin(within), within)
-    for (const [within, shown] of [[-1, '-1'], [1.5, '1.5'], ['1000', '"1000"'], [undefined, 'undefined'], [null, 'null']] as const) {
+    // NaN is shown as NaN (JSON would say null), and a BigInt, which JSON cannot show at all, gets the typed
+    // error too rather than JSON.stringify's own TypeError.
+    for (const [within, shown] of [[-1, '-1'], [1.5, '1.5'], [Number.NaN, 'NaN'], [Infinity, 'Infinity'], ['1000', '"1000"'], [undefined, 'undefined'],
+      [null, 'null'], [10n, 'bigint'], [{ ms: 10 }, 'object']] as const) {
       assert.throws(() => drainWithin(within), refusal('FST_SIPWS_INVALID_DRAIN', new RegExp(`^wsDrain: within must be a whole number of milliseconds, 0 or more; got ${shown.replace('.', '\\.')}$`)))
     }
   })
