@@ -92,15 +92,12 @@ export class Operations implements RemoteConnections {
     if (!this.link.ready) throw new ClusterUnavailableError('Redis is not connected')
     if (this.membership.owner(prefix) === undefined) return false
     const request = this.requests.open(prefix)
-    const receivers = await this.link.commands.publish(this.channels.of(prefix), encode(op, id, request.id, this.leases.currentPrefix, body)).catch((err: unknown) => {
-      request.cancel()
-      throw new ClusterUnavailableError((err as Error).message)
-    })
-    if (receivers === 0) {
+    // The answer is awaited at once, not after the publish: a stalled Redis (its socket open, nothing
+    // answered) holds the publish, and requestTimeout must still end the call.
+    this.link.commands.publish(this.channels.of(prefix), encode(op, id, request.id, this.leases.currentPrefix, body)).then((receivers) => {
       // Nobody subscribes to that lease any more: its node is gone, whatever the view says yet.
-      request.cancel()
-      return false
-    }
+      if (receivers === 0) request.end()
+    }, (err: unknown) => { request.end(new ClusterUnavailableError((err as Error).message)) })
     return (await request.answer).ok
   }
 

@@ -50,16 +50,27 @@ describe('cluster requests', () => {
     requests.answered(answer(r.id, true))
   })
 
-  test('a cancelled request never settles, even if its answer comes', async () => {
+  test('a request ended early settles at once: not done, or with the error given; its answer is dropped', async () => {
     const requests = new Requests(5000)
-    const cancelled = requests.open(5)
-    const watched = tracked(cancelled.answer)
-    cancelled.cancel()
-    const next = requests.open(5)
-    requests.answered(answer(cancelled.id, true))
-    requests.answered(answer(next.id, true))
-    await within(next.answer, 1000, () => 'the next answer')
-    assert.equal(watched.settled(), false)
+    const nobody = requests.open(5)
+    const failed = requests.open(5)
+    nobody.end()
+    failed.end(new ClusterUnavailableError('publish failed'))
+    requests.answered(answer(nobody.id, true))
+    assert.deepEqual(await within(nobody.answer, 1000, () => 'the end'), { ok: false, body: null })
+    await assert.rejects(within(failed.answer, 1000, () => 'the end'), { code: 'FST_SIPWS_CLUSTER_UNAVAILABLE', message: 'cluster: publish failed' })
+    // Ended after its timeout, or ended twice: the first outcome stays.
+    const late = new Requests(20)
+    const timedOut = late.open(5)
+    await assert.rejects(timedOut.answer, { code: 'FST_SIPWS_CLUSTER_TIMEOUT' })
+    timedOut.end()
+    timedOut.end(new Error('again'))
+    const watched = tracked(requests.open(6).answer)
+    const other = requests.open(6)
+    requests.answered(answer(other.id, true))
+    await other.answer
+    assert.equal(watched.settled(), false, 'ending one request leaves the others be')
+    requests.fail(null, new Error('done'))
   })
 
   test('fail takes the requests to the given targets only; null takes them all, questions to every node too', async () => {
@@ -115,7 +126,7 @@ describe('cluster requests', () => {
     const last = requests.open(1)
     const wrapped = requests.open(1)
     assert.deepEqual([last.id, wrapped.id], [0xffffffff, 1])
-    last.cancel()
-    wrapped.cancel()
+    last.end()
+    wrapped.end()
   })
 })
