@@ -89,7 +89,7 @@ export class RedisCluster implements Cluster {
     await this.link.close(async () => {
       await this.link.commands.publish(this.channels.control, JSON.stringify({ t: 'bye', i: this.instance })).catch(() => {})
       await this.ids.release().catch(() => {})
-    })
+    }, this.settings.requestTimeout)
   }
 
   async ask (query: ViewQuery, local: ViewAnswer): Promise<{ answers: ViewAnswer[], missing: ClusterNodeInfo[] }> {

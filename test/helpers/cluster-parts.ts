@@ -109,7 +109,7 @@ export async function joinedParts (redisUrl: string, options: PartsOptions = {})
     logged,
     onOperation: () => {},
     onControl: () => {},
-    close: async () => { await link.close(async () => {}) }
+    close: async () => { await link.close(async () => {}, 1000) }
   }
   await link.connect(5000, async () => {
     await leases.take()

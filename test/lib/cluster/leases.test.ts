@@ -53,7 +53,7 @@ describe('a node\'s leases and ids', () => {
       assert.equal(await watcher.commands.get(slotKey(prefix)), `n0 ${leaseOf(prefix).epoch}`)
       assert.equal(await subscribers(watcher.commands, channels.of(prefix)), 1)
     } finally {
-      await link.close(async () => {})
+      await link.close(async () => {}, 1000)
     }
   })
 

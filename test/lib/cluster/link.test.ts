@@ -43,7 +43,7 @@ describe('the Redis link', () => {
       assert.equal(link.ready, true)
       assert.ok(link.upSince >= before && link.upSince <= Date.now())
     } finally {
-      await link.close(async () => {})
+      await link.close(async () => {}, 1000)
     }
     await ended(link.commands)
     await ended(link.subscriber)
@@ -106,7 +106,7 @@ describe('the Redis link', () => {
     await link.connect(5000, async () => { await link.subscriber.subscribe('bye') })
     const heard = once(link.subscriber, 'message')
     let receivers = -1
-    await link.close(async () => { receivers = await link.commands.publish('bye', 'n1 leaves') })
+    await link.close(async () => { receivers = await link.commands.publish('bye', 'n1 leaves') }, 1000)
     assert.equal(receivers, 1, 'the goodbye went out while both connections were up')
     assert.deepEqual(await within(heard, 2000, () => 'the goodbye'), ['bye', 'n1 leaves'])
     await ended(link.commands)
@@ -135,7 +135,7 @@ describe('the Redis link', () => {
       assert.equal(backs, 1)
       assert.equal(logged.entries.filter((e) => e.msg.includes('Redis connection lost')).length, 1, 'one line for one outage')
     } finally {
-      await link.close(async () => {})
+      await link.close(async () => {}, 1000)
     }
   })
 
@@ -146,7 +146,7 @@ describe('the Redis link', () => {
     await redis.kill()
     await until(() => !link.ready, 5000, () => 'the link to see Redis go')
     let farewells = 0
-    await within(link.close(async () => { farewells++ }), 2000, () => 'the close')
+    await within(link.close(async () => { farewells++ }, 1000), 2000, () => 'the close')
     assert.equal(farewells, 0)
     await redis.restart()
     const probe = new IORedis(redis.url)
@@ -156,5 +156,23 @@ describe('the Redis link', () => {
     } finally {
       probe.disconnect()
     }
+  })
+
+  test('a stalled Redis (socket open, nothing answered) holds close up no longer than its bound', async () => {
+    const link = new RedisLink(redisPair(redis.url), 'n1', recordedLog().log, () => {})
+    await link.connect(5000, async () => {})
+    let farewellStarted = false
+    process.kill(redis.pid(), 'SIGSTOP')
+    try {
+      const started = performance.now()
+      await within(link.close(async () => { farewellStarted = true; await link.commands.publish('bye', 'n1 leaves') }, 300), 2 * 300 + LATE, () => 'the close')
+      const took = performance.now() - started
+      assert.ok(took >= 295, `the goodbye was given its time (${took.toFixed(0)} ms)`)
+      assert.equal(farewellStarted, true)
+    } finally {
+      process.kill(redis.pid(), 'SIGCONT')
+    }
+    await ended(link.commands)
+    await ended(link.subscriber)
   })
 })

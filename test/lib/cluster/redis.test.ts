@@ -43,7 +43,7 @@ describe('the Redis pair', () => {
       assert.equal(await pair.commands.publish('ch', 'hello'), 1)
       assert.deepEqual(await within(heard, 2000, () => 'the message'), ['ch', 'hello'])
     } finally {
-      await pair.quit()
+      await pair.quit(1000)
     }
     await ended(pair.commands)
     await ended(pair.subscriber)
@@ -62,7 +62,7 @@ describe('the Redis pair', () => {
       const clients = await probe.client('LIST') as string
       assert.equal(clients.split('\n').filter((line) => line.includes('name=sipws-test')).length, 2)
     } finally {
-      await pair.quit()
+      await pair.quit(1000)
       probe.disconnect()
     }
   })
@@ -80,7 +80,7 @@ describe('the Redis pair', () => {
       await connected(pair.subscriber)
       await pair.subscriber.subscribe('dup')
       assert.equal(await mine.publish('dup', 'x'), 1)
-      await pair.quit()
+      await pair.quit(1000)
       await ended(pair.subscriber)
       assert.equal(mine.status, 'ready', 'the user\'s client is not closed')
       assert.equal(await mine.ping(), 'PONG')
@@ -118,13 +118,13 @@ describe('the Redis pair', () => {
       await within(back, 500 + 3000, () => 'both clients back')
       assert.equal(await pair.commands.ping(), 'PONG')
     } finally {
-      await pair.quit()
+      await pair.quit(1000)
     }
   })
 
   test('quit lets clients go whether or not Redis is there', async () => {
     const never = redisPair(`redis://127.0.0.1:${await freePort()}`)
-    await within(never.quit(), 2000, () => 'quit of clients never connected')
+    await within(never.quit(1000), 2000, () => 'quit of clients never connected')
     await ended(never.commands)
     await ended(never.subscriber)
   })
