@@ -57,7 +57,7 @@ export class RedisCluster implements Cluster {
     this.ids = new Leases(this.link, this.channels, settings.prefix, this.instance, settings.nodeTimeout, log)
     this.remote = new Operations(this.link, this.channels, this.ids, this.membership, this.requests, log)
     this.heartbeats = new Heartbeats(this.link, this.channels, this.ids, this.membership, this.requests, this.instance, settings.nodeTimeout, log, nodeDown)
-    this.views = new Views(this.link, this.channels, this.ids, this.membership, this.requests, this.instance)
+    this.views = new Views(this.link, this.channels, this.ids, this.membership, this.requests, this.instance, log)
   }
 
   /** Connects, takes a slot and starts beating; rejects with a typed error if Redis cannot be reached in time. */
