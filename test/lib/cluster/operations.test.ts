@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, before, describe, test } from 'node:test'
-import type WebSocket from 'ws'
 import { makeId, prefixOf } from '../../../lib/cluster/ids'
 import { Operations } from '../../../lib/cluster/operations'
 import { ANSWER, CLOSE, closeBody, decode, encode, encodeAnswer, PING, PONG, SEND_BINARY, SEND_TEXT, type Decoded, type DecodedAnswer, type Operation } from '../../../lib/cluster/wire'
