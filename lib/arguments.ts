@@ -20,9 +20,19 @@ export function isConnectionId (id: unknown): id is number {
   return typeof id === 'number' && Number.isInteger(id)
 }
 
+/**
+ * A wrong argument as a refusal shows it: a number as written (NaN too, which JSON calls null), a string
+ * quoted, null by name, anything else by its type (JSON cannot show a BigInt, and an object may be large).
+ */
+function shown (value: unknown): string {
+  if (typeof value === 'number') return String(value)
+  if (typeof value === 'string') return JSON.stringify(value)
+  return value === null ? 'null' : typeof value
+}
+
 /** Throws for an id that is not one: a call that must name a connection (a close) fails loudly. */
 export function checkConnectionId (id: unknown, call: string): asserts id is number {
-  if (!isConnectionId(id)) throw new BadConnectionIdError(call, typeof id === 'number' ? String(id) : typeof id === 'string' ? JSON.stringify(id) : typeof id)
+  if (!isConnectionId(id)) throw new BadConnectionIdError(call, shown(id))
 }
 
 /** RFC 6455 §7.4: the codes an endpoint may put in a Close frame it sends. */
@@ -49,7 +59,7 @@ export function dumpOrder (order: unknown = 'id_hash'): DumpOrder {
 /** Checks `wsDrain`'s argument, which comes from users and RPC callers. */
 export function drainWithin (within: unknown): number {
   if (typeof within !== 'number' || !Number.isInteger(within) || within < 0) {
-    throw new InvalidDrainError(`within must be a whole number of milliseconds, 0 or more; got ${JSON.stringify(within) ?? String(within)}`)
+    throw new InvalidDrainError(`within must be a whole number of milliseconds, 0 or more; got ${shown(within)}`)
   }
   return within
 }

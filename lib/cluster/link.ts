@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { ClusterUnavailableError } from '../errors'
-import { connected, type RedisPair } from './redis'
+import { atMost, connected, type RedisPair } from './redis'
 
 /**
  * The node's two Redis connections (commands, and a subscriber) and whether both are up. Nothing local waits
@@ -53,7 +53,7 @@ export class RedisLink {
       })(), deadline])
     } catch (err) {
       this.stopped = true
-      await this.pair.quit()
+      await this.pair.quit(timeoutMs)
       throw err
     } finally {
       clearTimeout(timer)
@@ -65,11 +65,14 @@ export class RedisLink {
     this.since = Date.now()
   }
 
-  /** Says goodbye (`farewell`, only while Redis is up), then lets both connections go. */
-  async close (farewell: () => Promise<void>): Promise<void> {
+  /**
+   * Says goodbye (`farewell`, only while Redis is up), then lets both connections go; each step waits at
+   * most `withinMs` for Redis, so a stalled one does not hold up the app's close.
+   */
+  async close (farewell: () => Promise<void>, withinMs: number): Promise<void> {
     this.stopped = true
-    if (this.ready) await farewell()
-    await this.pair.quit()
+    if (this.ready) await atMost(farewell(), withinMs)
+    await this.pair.quit(withinMs)
   }
 
   private readonly onError = (err: Error): void => {

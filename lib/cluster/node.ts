@@ -8,14 +8,14 @@ import { leaseOf } from './ids'
 import { Leases } from './leases'
 import { RedisLink } from './link'
 import { Membership, type Heartbeat } from './membership'
-import { Operations } from './operations'
-import type { NodeParts } from './parts'
 import type { RedisPair } from './redis'
 import { Requests } from './requests'
 import { NO_CONNECTIONS, type Cluster, type LocalConnections, type ViewAnswer, type ViewQuery } from './seam'
 import type { ClusterNodeInfo } from './types'
 import { Views, type Query } from './views'
 import { decode } from './wire'
+import { Operations } from './operations'
+import type { NodeParts } from './parts'
 
 export interface ClusterSettings {
   /** Key and channel prefix in Redis. */
@@ -91,7 +91,7 @@ export class RedisCluster implements Cluster {
     await this.link.close(async () => {
       await this.link.commands.publish(this.channels.control, JSON.stringify({ t: 'bye', i: this.instance })).catch(() => {})
       await this.ids.release().catch(() => {})
-    })
+    }, this.settings.requestTimeout)
   }
 
   async ask (query: ViewQuery, local: ViewAnswer): Promise<{ answers: ViewAnswer[], missing: ClusterNodeInfo[] }> {

@@ -1,9 +1,9 @@
 import { ClusterUnavailableError } from '../errors'
 import type { WsData } from '../types'
 import { idPrefix } from './ids'
-import type { NodeParts } from './parts'
 import { NO_CONNECTIONS, type LocalConnections, type RemoteConnections } from './seam'
 import { CLOSE, closeBody, encode, encodeAnswer, PING, PONG, SEND_BINARY, SEND_TEXT, type Decoded, type Operation } from './wire'
+import type { NodeParts } from './parts'
 
 const sendOp = (data: WsData): Operation => typeof data === 'string' ? SEND_TEXT : SEND_BINARY
 
@@ -80,15 +80,12 @@ export class Operations implements RemoteConnections {
     if (!this.parts.link.ready) throw new ClusterUnavailableError('Redis is not connected')
     if (this.parts.membership.owner(prefix) === undefined) return false
     const request = this.parts.requests.open(prefix)
-    const receivers = await this.parts.link.commands.publish(this.parts.channels.of(prefix), encode(op, id, request.id, this.parts.leases.currentPrefix, body)).catch((err: unknown) => {
-      request.cancel()
-      throw new ClusterUnavailableError((err as Error).message)
-    })
-    if (receivers === 0) {
+    // The answer is awaited at once, not after the publish: a stalled Redis (its socket open, nothing
+    // answered) holds the publish, and requestTimeout must still end the call.
+    this.parts.link.commands.publish(this.parts.channels.of(prefix), encode(op, id, request.id, this.parts.leases.currentPrefix, body)).then((receivers) => {
       // Nobody subscribes to that lease any more: its node is gone, whatever the view says yet.
-      request.cancel()
-      return false
-    }
+      if (receivers === 0) request.end()
+    }, (err: unknown) => { request.end(new ClusterUnavailableError((err as Error).message)) })
     return (await request.answer).ok
   }
 

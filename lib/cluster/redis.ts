@@ -8,8 +8,8 @@ export interface RedisPair {
   commands: Redis
   /** Subscriber mode needs a connection of its own. */
   subscriber: Redis
-  /** Closes what we opened; a client the user passed in stays theirs. */
-  quit: () => Promise<void>
+  /** Closes what we opened, waiting at most `withinMs` for Redis to answer; a client the user passed in stays theirs. */
+  quit: (withinMs: number) => Promise<void>
 }
 
 // Remote calls fail fast while Redis is away (no offline queue to replay stale sends later), and a
@@ -48,13 +48,26 @@ export function redisPair (source: RedisSource): RedisPair {
   return {
     commands,
     subscriber,
-    quit: async () => {
-      // quit() waits for the server's answer, which never comes while Redis is down.
+    quit: async (withinMs) => {
+      // quit() waits for the server's answer, which never comes while Redis is down or stalled.
       for (const client of [commands, subscriber]) {
-        if (client.status === 'ready') await client.quit().catch(() => { client.disconnect() })
-        else client.disconnect()
+        if (client.status === 'ready') await atMost(client.quit(), withinMs)
+        client.disconnect()
       }
     }
+  }
+}
+
+/**
+ * Waits for `work` (something asked of Redis) at most `ms`, then goes on whatever became of it: a stalled
+ * Redis, its socket open and nothing answered, must not hold up a node's close.
+ */
+export async function atMost (work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([work.catch(() => {}), new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -12,7 +12,8 @@ interface Pending {
 export interface OpenRequest {
   id: number
   answer: Promise<{ ok: boolean, body: Buffer | null }>
-  cancel: () => void
+  /** Ends it before its answer came: resolved not done (nobody to ask), or rejected with `err`. */
+  end: (err?: Error) => void
 }
 
 /**
@@ -44,7 +45,7 @@ export class Requests {
       settle(false, null, new ClusterTimeoutError(this.timeoutMs))
     }, this.timeoutMs)
     this.pending.set(id, { target, timer, settle })
-    return { id, answer, cancel: () => { clearTimeout(timer); this.pending.delete(id) } }
+    return { id, answer, end: (err) => { clearTimeout(timer); this.pending.delete(id); settle(false, null, err) } }
   }
 
   /**

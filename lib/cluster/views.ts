@@ -1,10 +1,34 @@
-import type { NodeParts } from './parts'
+import { isDumpOrder } from '../arguments'
 import type { LocalConnections, ViewAnswer, ViewQuery } from './seam'
 import type { ClusterNodeInfo } from './types'
 import { encodeAnswer } from './wire'
+import type { NodeParts } from './parts'
 
 /** A view question on the control channel: `r` is its request number, `to` the asking lease's prefix. */
 export type Query = ViewQuery & { t: 'q', r: number, to: number }
+
+// What arrives on Redis is read in the subscriber's message handler, where a throw escapes to the process:
+// a question or an answer our nodes would not write is dropped, never trusted.
+
+function isQuery (query: Query): boolean {
+  return Number.isInteger(query.r) && query.r > 0 && query.r <= 0xffffffff && Number.isSafeInteger(query.to) &&
+    (query.q === 'stats' || (query.q === 'dump' && isDumpOrder(query.o)))
+}
+
+function readAnswer (body: Buffer): ViewAnswer | null {
+  let answer: unknown
+  try {
+    answer = JSON.parse(body.toString())
+  } catch {
+    return null
+  }
+  const a = answer as ViewAnswer | null
+  if (a === null || typeof a !== 'object' || typeof a.instance !== 'string') return null
+  if (a.connections !== undefined && !Array.isArray(a.connections)) return null
+  if (a.wscounter !== undefined && !Number.isSafeInteger(a.wscounter)) return null
+  if (a.stats !== undefined && (a.stats === null || typeof a.stats !== 'object')) return null
+  return a
+}
 
 /** Cluster-wide views (dump, statistics): asked of every live node, and answered for this one. */
 export class Views {
@@ -21,13 +45,8 @@ export class Views {
     if (!this.parts.link.ready) return { answers, missing: others }
     const waiting = new Set(others.map((n) => n.instance))
     await this.parts.requests.collect((body) => {
-      let answer: ViewAnswer
-      try {
-        answer = JSON.parse(body.toString()) as ViewAnswer
-      } catch {
-        return false
-      }
-      if (!waiting.delete(answer.instance)) return false
+      const answer = readAnswer(body)
+      if (answer === null || !waiting.delete(answer.instance)) return false
       answers.push(answer)
       return waiting.size === 0
     }, async (request) => await this.parts.link.commands.publish(this.parts.channels.control, JSON.stringify({ t: 'q', ...query, r: request, to: this.parts.leases.currentPrefix })))
@@ -36,6 +55,10 @@ export class Views {
 
   /** Another node's question, answered on its lease's channel. */
   answer (query: Query, local: LocalConnections): void {
+    if (!isQuery(query)) {
+      this.parts.log.warn({ question: query }, 'fastify-sip-ws: cluster: malformed view question dropped')
+      return
+    }
     if (query.to === this.parts.leases.currentPrefix) return
     let answer: ViewAnswer
     if (query.q === 'dump') {

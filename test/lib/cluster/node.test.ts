@@ -6,6 +6,11 @@ import IORedis from 'ioredis'
 import WebSocket from 'ws'
 import sipWs, { type WsClosedEvent } from '../../../lib'
 import { idPrefix } from '../../../lib/cluster/ids'
+import { RedisCluster } from '../../../lib/cluster/node'
+import { redisPair } from '../../../lib/cluster/redis'
+import { NO_CONNECTIONS } from '../../../lib/cluster/seam'
+import { encode, encodeAnswer, SEND_TEXT } from '../../../lib/cluster/wire'
+import { recordedLog } from '../../helpers/cluster-parts'
 import { clusterOf } from '../../helpers/cluster'
 import { until, within } from '../../helpers/pool'
 import { startRedis, type RedisServer } from '../../helpers/redis'
@@ -253,3 +258,44 @@ describe('cluster options', () => {
     } finally { await s.app.close() }
   })
 })
+
+describe('a node and what else is on its channels', () => {
+  test('garbage on the control and lease channels is dropped: the node lives on and still answers views', async () => {
+    const redis = await startRedis()
+    const logged = recordedLog()
+    const settings = { prefix: 'gb', nodeTimeout: 1000, requestTimeout: 500, connectTimeout: 5000 }
+    const a = new RedisCluster(redisPair(redis.url), settings, logged.log, () => {})
+    const b = new RedisCluster(redisPair(redis.url), settings, logged.log, () => {})
+    const probe = new IORedis(redis.url)
+    const thrown: unknown[] = []
+    const onThrown = (err: unknown): void => { thrown.push(err) }
+    process.on('uncaughtException', onThrown)
+    try {
+      await a.start(NO_CONNECTIONS)
+      await b.start(NO_CONNECTIONS)
+      await clusterOf(() => a.nodes(), 2, 5000)
+      await clusterOf(() => b.nodes(), 2, 5000)
+      const lease = `gb:c:${a.nodes()[0].prefixes[0]}`
+      for (const junk of ['not json', 'null', '[]', '42', '{"t":"bye"}', '{"t":"hb","i":7}', '{"t":"q","q":"dump","o":"bogus","r":1,"to":1}', '{"t":"q","q":"stats","r":-1,"to":1}']) {
+        await probe.publish('gb:ctl', junk)
+      }
+      for (const junk of [Buffer.from('hello'), Buffer.alloc(0), encode(SEND_TEXT, 1.5 as number, 1, 1, 'x').fill(0xff, 1, 9), encodeAnswer(123456, true, 'null'), encode(SEND_TEXT, 1, 1, 1, 'nobody')]) {
+        await probe.publish(lease, junk)
+      }
+      // Published after the junk on the same channel, the view question is heard after it: the node is alive.
+      const { answers, missing } = await within(b.ask({ q: 'stats' }, { instance: b.instance }), 5000, () => 'the view')
+      assert.deepEqual([answers.map((x) => x.instance).sort(), missing], [[a.instance, b.instance].sort(), []])
+      assert.equal(a.nodes().length, 2)
+      assert.deepEqual(thrown, [])
+      assert.ok(logged.entries.some((e) => e.msg === 'fastify-sip-ws: cluster: malformed view question dropped'))
+    } finally {
+      process.off('uncaughtException', onThrown)
+      probe.disconnect()
+      await a.stop()
+      await b.stop()
+      await a.stop()
+      await redis.stop()
+    }
+  })
+})
+
