@@ -143,6 +143,6 @@ test('error types: SipWsErrorCode is the union of every code; lwsc errors have a
   for (const [name, E] of lwsc) {
     const err = E('wss://edge.example/ws', 'x', { cause: new Error('under') })
     assert.deepEqual([err.url, err instanceof (E as unknown as typeof Error), err.message.includes('wss://edge.example/ws')], ['wss://edge.example/ws', true, true], name)
-    assert.match(err.stack ?? '', /^FastifyError: lwsc: [^\n]*\n {4}at .*types\.test\.ts/, `${name}: the stack starts where it was raised`)
+    assert.match(err.stack ?? '', /^FastifyError: lwsc: [^\n]*\n {4}at .*index\.test\.ts/, `${name}: the stack starts where it was raised`)
   }
 })

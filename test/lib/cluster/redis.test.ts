@@ -136,8 +136,10 @@ test('without ioredis installed, a cluster gets FST_SIPWS_INVALID_OPTION naming 
   const dir = await mkdtemp(join(tmpdir(), 'sipws-no-ioredis-'))
   try {
     await mkdir(join(dir, 'lib', 'cluster'), { recursive: true })
+    await mkdir(join(dir, 'lib', 'lwsc'), { recursive: true })
     await mkdir(join(dir, 'node_modules', '@fastify'), { recursive: true })
     await cp(join(ROOT, 'lib', 'errors.ts'), join(dir, 'lib', 'errors.ts'))
+    await cp(join(ROOT, 'lib', 'lwsc', 'error-url.ts'), join(dir, 'lib', 'lwsc', 'error-url.ts'))
     await cp(join(ROOT, 'lib', 'cluster', 'redis.ts'), join(dir, 'lib', 'cluster', 'redis.ts'))
     await symlink(dirname(require.resolve('@fastify/error/package.json')), join(dir, 'node_modules', '@fastify', 'error'))
     await writeFile(join(dir, 'main.ts'), [
