@@ -12,6 +12,7 @@ import { Admission } from './handshake/admission'
 import { UpgradeRequests } from './handshake/upgrade'
 import type { Hooks } from './hooks'
 import { Lifecycle } from './lifecycle/lifecycle'
+import type { Telemetry } from './observe/telemetry'
 import type { Settings } from './options'
 import { WsServer } from './server'
 
@@ -30,11 +31,11 @@ export interface Edge {
  * them, then the lifecycle, then the handshake path that admits new ones. Ids and remote ids come from the
  * cluster (one process alone, or a node of a Redis cluster).
  */
-export function buildEdge (settings: Settings, hooks: Hooks, cluster: Cluster, log: FastifyBaseLogger): Edge {
+export function buildEdge (settings: Settings, hooks: Hooks, cluster: Cluster, log: FastifyBaseLogger, telemetry: Telemetry): Edge {
   const registry = new Registry(cluster.ids)
   const stats = new Stats(settings.enabledProtocols)
   const clock = new FrameClock()
-  const server = new WsServer(settings, registry, stats, cluster.remote, clock, log)
+  const server = new WsServer(settings, registry, stats, cluster.remote, clock, log, telemetry)
   const keepalive = new Keepalive({
     mechanism: settings.keepaliveMechanism,
     timeoutMs: settings.keepaliveTimeout,
@@ -55,10 +56,10 @@ export function buildEdge (settings: Settings, hooks: Hooks, cluster: Cluster, l
       conn.socket?.resume()
     }
   }, log)
-  const acceptor = new Acceptor(settings, { registry, stats, keepalive, dispatcher, hooks, clock, log })
+  const acceptor = new Acceptor(settings, { registry, stats, keepalive, dispatcher, hooks, clock, log, telemetry })
   const lifecycle = new Lifecycle(settings, { server, registry, keepalive, dispatcher, closeUpgrades: () => { acceptor.close() } }, log)
   const admission = new Admission(settings, lifecycle, registry)
-  const upgrades = new UpgradeRequests(settings, { hooks, admission, acceptor, stats })
+  const upgrades = new UpgradeRequests(settings, { hooks, admission, acceptor, stats, telemetry })
   keepalive.start()
   return { registry, stats, server, keepalive, lifecycle, upgrades }
 }

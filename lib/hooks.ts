@@ -3,7 +3,12 @@ import { HookNotFunctionError, UnknownHookError } from './errors'
 import type { ClusterNodeInfo } from './cluster/types'
 import type { WsClosedEvent, WsMessage, WsOpenEvent } from './types'
 
-export type XhttpRequestHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown
+/**
+ * Async (or returning nothing), or Fastify's callback style: a hook that declares a third parameter gets a
+ * `done(err?)` and is waited for until it calls it (or replies), so `app.auth([...])` of @fastify/auth and
+ * other Fastify hooks may be added as they are.
+ */
+export type XhttpRequestHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done: (err?: Error | null) => void) => unknown
 export type WsOpenHook = (this: FastifyInstance, event: WsOpenEvent) => unknown
 export type WsMessageHook = (this: FastifyInstance, message: WsMessage) => unknown
 export type WsClosedHook = (this: FastifyInstance, event: WsClosedEvent) => unknown
@@ -36,6 +41,14 @@ export function isThenable (value: unknown): value is PromiseLike<unknown> {
 export type EventHookName = 'websocket:open' | 'websocket:message' | 'websocket:closed'
 type EventHook = Registered<(this: FastifyInstance, event: any) => unknown>
 
+/** Who is told how long each hook call took (telemetry); `observed` is asked before any clock is read. */
+export interface HookTimer {
+  readonly observed: boolean
+  hook: (name: WsHookName, id: number | null, outcome: 'ok' | 'error', startedAt: number) => void
+}
+
+const NOBODY: HookTimer = { observed: false, hook: () => {} }
+
 export class Hooks {
   private readonly lists: { [K in WsHookName]: Array<Registered<WsHookMap[K]>> } = {
     'xhttp:request': [],
@@ -46,7 +59,7 @@ export class Hooks {
     'cluster:node-down': []
   }
 
-  constructor (private readonly log: FastifyBaseLogger) {}
+  constructor (private readonly log: FastifyBaseLogger, private readonly timer: HookTimer = NOBODY) {}
 
   add<K extends WsHookName> (instance: FastifyInstance, name: K, fn: WsHookMap[K]): void {
     if (!NAMES.includes(name)) throw new UnknownHookError(String(name), NAMES.join(', '))
@@ -65,7 +78,14 @@ export class Hooks {
    */
   async runRequest (name: 'xhttp:request' | 'rpc:request', request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     for (const { fn, instance } of this.lists[name]) {
-      await fn.call(instance, request, reply)
+      const startedAt = this.timer.observed ? performance.now() : -1
+      try {
+        await (fn.length >= 3 ? callbackHook(fn, instance, request, reply) : (fn as TwoArguments).call(instance, request, reply))
+      } catch (err) {
+        if (startedAt >= 0) this.timer.hook(name, null, 'error', startedAt)
+        throw err
+      }
+      if (startedAt >= 0) this.timer.hook(name, null, 'ok', startedAt)
       if (reply.sent) return true
     }
     return false
@@ -82,13 +102,24 @@ export class Hooks {
    */
   call (hook: EventHook, name: EventHookName, event: { id: number }): PromiseLike<unknown> | undefined {
     let result: unknown
+    const startedAt = this.timer.observed ? performance.now() : -1
     try {
       result = hook.fn.call(hook.instance, event)
     } catch (err) {
       this.failed(name, event.id, err)
+      if (startedAt >= 0) this.timer.hook(name, event.id, 'error', startedAt)
       return undefined
     }
-    return isThenable(result) ? result : undefined
+    if (!isThenable(result)) {
+      if (startedAt >= 0) this.timer.hook(name, event.id, 'ok', startedAt)
+      return undefined
+    }
+    if (startedAt >= 0) this.timeSettled(result, name, event.id, startedAt)
+    return result
+  }
+
+  private timeSettled (pending: PromiseLike<unknown>, name: EventHookName, id: number, startedAt: number): void {
+    pending.then(() => { this.timer.hook(name, id, 'ok', startedAt) }, () => { this.timer.hook(name, id, 'error', startedAt) })
   }
 
   /**
@@ -114,4 +145,26 @@ export class Hooks {
   failed (name: WsHookName, id: number, err: unknown): void {
     this.log.error({ err, id, hook: name }, 'fastify-sip-ws: %s hook failed', name)
   }
+}
+
+type RequestHook = WsHookMap['xhttp:request']
+type TwoArguments = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown
+
+/**
+ * A Fastify callback-style hook: settled by its `done(err?)`, by the promise it may return all the same,
+ * or by its reply, which a hook that answers sends instead of calling `done` (as in Fastify's own chain).
+ */
+async function callbackHook (fn: RequestHook, instance: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const res = reply.raw
+    const answered = (): void => { resolve() }
+    const finish = (err?: Error | null): void => {
+      res.off('finish', answered)
+      if (err !== undefined && err !== null) reject(err)
+      else resolve()
+    }
+    res.once('finish', answered)
+    const result: unknown = fn.call(instance, request, reply, finish)
+    if (isThenable(result)) result.then(() => { finish() }, finish)
+  })
 }

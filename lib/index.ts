@@ -11,10 +11,12 @@ import { clusterApi } from './cluster/api'
 import type { WsCluster } from './cluster/types'
 import { buildEdge, type Edge } from './edge'
 import { checkInternals } from './handshake/internals'
+import { registerRoutes } from './handshake/route'
 import { HandshakeTimeout } from './handshake/timeout'
 import { Hooks, type WsHookMap, type WsHookName } from './hooks'
 import { registerShutdown } from './lifecycle/shutdown'
 import { LwscClient } from './lwsc'
+import { Telemetry } from './observe/telemetry'
 import { resolveSettings, type SipWsOptions } from './options'
 import type { ConnectionInfo, DumpOrder, DumpResult, StatsSnapshot, WsData } from './types'
 import type * as errorClasses from './errors'
@@ -62,13 +64,14 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   if (settings.keepaliveProcesses !== undefined) {
     app.log.info({ keepaliveProcesses: settings.keepaliveProcesses }, 'fastify-sip-ws: keepaliveProcesses is ignored: one Node process sweeps every connection')
   }
-  // @fastify/websocket routes upgrade requests through Fastify, which is what lets our onRequest hook see
-  // them; an app that registered it already keeps its own instance and options.
+  // @fastify/websocket routes upgrade requests through Fastify, to the WebSocket paths' routes; an app that
+  // registered it already keeps its own instance and options.
   if (!app.hasDecorator('websocketServer')) await app.register(fastifyWebsocket)
 
-  const hooks = new Hooks(app.log)
+  const telemetry = new Telemetry(app, app.log, settings.logLevel)
+  const hooks = new Hooks(app.log, telemetry)
   const cluster = createCluster(settings.cluster, hooks, settings.hookTimeout, app.log)
-  const edge = buildEdge(settings, hooks, cluster, app.log)
+  const edge = buildEdge(settings, hooks, cluster, app.log, telemetry)
   decorate(app, hooks, edge, clusterApi(edge.server, cluster))
   // Before any connection: in cluster mode ids come from this node's lease.
   await cluster.start(edge.server)
@@ -83,7 +86,7 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   handshakeTimeout?.start()
 
   edge.upgrades.listen(app.server)
-  app.addHook('onRequest', edge.upgrades.onRequest)
+  registerRoutes(app, settings, edge.upgrades, telemetry)
   if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, hooks, { server: edge.server, lifecycle: edge.lifecycle, cluster: app.wsCluster, log: app.log })
   if (settings.metrics !== undefined) registerMetrics(app, settings.metrics, () => edge.server.statistics())
   registerShutdown(app, { settings, lifecycle: edge.lifecycle, stats: edge.stats, upgrades: edge.upgrades, handshakeTimeout, lwsc })

@@ -1,8 +1,17 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import type { RouteShorthandOptions } from 'fastify'
 import { Value } from '@sinclair/typebox/value'
 import { InvalidOptionError } from './errors'
 import { SERVER_NAME, SUB_PROTOCOL_BITS, TOKEN_PATTERN as TOKEN } from './constants'
 import { canonicalOrigin } from './admin/rpc-access'
+
+/** The route options `route` passes on to the WebSocket paths' routes: their hooks, config and log level. */
+export type RouteHooks = Pick<RouteShorthandOptions, 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'onSend' | 'onResponse' | 'onError'>
+
+/** An OpenTelemetry `Tracer`, typed by shape so the package's types do not need @opentelemetry/api installed. */
+export interface TracerLike {
+  startSpan: (name: string, options?: any, context?: any) => any
+}
 
 /** A prom-client `Registry`, typed by shape so the package's types do not need prom-client installed. */
 export interface PromRegistryLike {
@@ -11,7 +20,13 @@ export interface PromRegistryLike {
   removeSingleMetric: (name: string) => void
 }
 
-const PATH = '^/'
+// A route's path, written out: no parameters (`:`) would be read from it, but wildcards and queries would be.
+const PATH = '^/[^*?#]*$'
+const PATH_EXPECTED = 'a path starting with "/", without "*", "?" or "#"'
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+/** Where a value is the user's own object (hooks, a tracer), passed on as it is. */
+const Passed = <T>(expected: string) => Type.Unsafe<T>(Type.Any({ expected }))
 // A host name or IP literal, optionally with a port: what a Host header holds.
 const HOST = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:/?#@\\[\\]]+)(:[0-9]{1,5})?$'
 const HOST_EXPECTED = 'a Host header value, with or without a port ("admin.example.com", "127.0.0.1:8080", "[::1]")'
@@ -64,7 +79,19 @@ export const SipWsOptionsSchema = Type.Object({
   path: Type.Union([
     Type.String({ pattern: PATH }),
     Type.Array(Type.String({ pattern: PATH }), { minItems: 1 })
-  ], { default: '/', expected: 'a path starting with "/" or a non-empty list of them' }),
+  ], { default: '/', expected: `${PATH_EXPECTED}, or a non-empty list of them` }),
+  route: Type.Optional(Type.Object({
+    onRequest: Type.Optional(Passed<RouteHooks['onRequest']>('a hook or a list of hooks')),
+    preParsing: Type.Optional(Passed<RouteHooks['preParsing']>('a hook or a list of hooks')),
+    preValidation: Type.Optional(Passed<RouteHooks['preValidation']>('a hook or a list of hooks')),
+    preHandler: Type.Optional(Passed<RouteHooks['preHandler']>('a hook or a list of hooks')),
+    onSend: Type.Optional(Passed<RouteHooks['onSend']>('a hook or a list of hooks')),
+    onResponse: Type.Optional(Passed<RouteHooks['onResponse']>('a hook or a list of hooks')),
+    onError: Type.Optional(Passed<RouteHooks['onError']>('a hook or a list of hooks')),
+    config: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { expected: 'an object: the route\'s config (config.rateLimit, say)' })),
+    logLevel: Type.Optional(Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { expected: LOG_LEVELS.join(', ') }))
+  }, { additionalProperties: false })),
+  logLevel: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', expected: LOG_LEVELS.join(', ') }),
   subProtocols: Type.Union([
     Type.Integer({ minimum: 1, maximum: 3 }),
     Type.Array(Type.String({ pattern: TOKEN }), { minItems: 1 })
@@ -95,6 +122,9 @@ export const SipWsOptionsSchema = Type.Object({
     prefix: Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', default: 'websocket_' })
   }, { additionalProperties: false })),
   lwsc: LwscOptionsSchema,
+  otel: Type.Optional(Type.Object({
+    tracer: Type.Optional(Passed<TracerLike>('an OpenTelemetry Tracer'))
+  }, { additionalProperties: false })),
   cluster: Type.Optional(Type.Object({
     // A redis:// URL, ioredis options, or an ioredis client (@fastify/redis's app.redis): passed as given.
     redis: Type.Unsafe<import('./cluster/types').RedisSource>(Type.Union([
@@ -113,7 +143,7 @@ export type LwscOptionsResolved = Static<typeof LwscOptionsSchema>
 
 // Values passed through as they are (a TLS options bag, a prom-client registry) are not made partial.
 type DeepPartial<T> = {
-  [K in keyof T]?: K extends 'tls' | 'registry' | 'redis' ? T[K]
+  [K in keyof T]?: K extends 'tls' | 'registry' | 'redis' | 'route' | 'tracer' ? T[K]
     : NonNullable<T[K]> extends readonly unknown[] ? T[K]
       : NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K]
 }

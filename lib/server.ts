@@ -7,6 +7,8 @@ import type { FrameClock } from './connection/clock'
 import type { Connection } from './connection/connection'
 import type { Registry } from './connection/registry'
 import type { Stats } from './connection/stats'
+import { messageChannel } from './observe/channels'
+import type { Telemetry } from './observe/telemetry'
 import type { Settings } from './options'
 import type { ConnectionInfo, DumpResult, StatsSnapshot, WsData } from './types'
 
@@ -24,7 +26,8 @@ export class WsServer {
     private readonly stats: Stats,
     private readonly remote: RemoteConnections,
     private readonly clock: FrameClock,
-    private readonly log: FastifyBaseLogger
+    private readonly log: FastifyBaseLogger,
+    private readonly telemetry: Telemetry
   ) {
     this.pingData = Buffer.from(settings.pingApplicationData)
   }
@@ -62,6 +65,8 @@ export class WsServer {
     socket.send(data)
     this.registry.touch(conn, this.clock.now())
     this.stats.transmitted(conn.counters)
+    this.stats.messageSent(conn.counters, data)
+    if (messageChannel.hasSubscribers) this.telemetry.message(conn, 'out', typeof data !== 'string', typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength)
     return true
   }
 

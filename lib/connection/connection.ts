@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import { WebSocket } from 'ws'
 import { CLOSE_NORMAL, CLOSE_REASONS } from '../constants'
 import { Link } from '../ordered-list'
@@ -46,13 +47,19 @@ export class Connection {
   readonly keepaliveLink: Link<Connection>
   /** Hook events waiting behind an async hook; null until a hook of this connection first returns a promise. */
   queue: HookQueue | null = null
+  /** The upgrade request's id (`request.id`), which its log lines carry. */
+  readonly requestId: string
+  private readonly baseLog: FastifyBaseLogger | null
+  private childLog: FastifyBaseLogger | null = null
   private life: ConnectionState = 'OPEN'
   private by: ClosedBy | null = null
   private sentCode = 0
   private sentReason = ''
 
-  constructor (id: number, address: ConnectionAddress, subProtocol: string, socket: WebSocket | null, counters: ProtocolCounters, now: number) {
+  constructor (id: number, address: ConnectionAddress, subProtocol: string, socket: WebSocket | null, counters: ProtocolCounters, now: number, requestId = '', log: FastifyBaseLogger | null = null) {
     this.id = id
+    this.requestId = requestId
+    this.baseLog = log
     this.remoteAddress = address.remoteAddress
     this.remotePort = address.remotePort
     this.socketAddress = address.socketAddress ?? address.remoteAddress
@@ -68,6 +75,18 @@ export class Connection {
     this.keepaliveDue = now
     this.usedLink = new Link(this)
     this.keepaliveLink = new Link(this)
+  }
+
+  /**
+   * A child of the app's logger carrying the upgrade's request id and this connection's id, made the first
+   * time it is asked for: an idle connection nobody logs for costs no logger.
+   */
+  get log (): FastifyBaseLogger {
+    if (this.childLog === null) {
+      if (this.baseLog === null) throw new Error(`connection ${this.id} has no logger`)
+      this.childLog = this.baseLog.child({ reqId: this.requestId, connId: this.id })
+    }
+    return this.childLog
   }
 
   get state (): ConnectionState {
@@ -118,7 +137,7 @@ export class Connection {
     if (this.life === 'CLOSED') return null
     this.life = 'CLOSED'
     const by = this.by ?? 'remote'
-    return {
+    return withLog(this, {
       id: this.id,
       remoteAddress: this.remoteAddress,
       remotePort: this.remotePort,
@@ -128,7 +147,7 @@ export class Connection {
       code: by === 'remote' ? code : this.sentCode,
       reason: by === 'remote' ? reason.toString() : this.sentReason,
       by
-    }
+    })
   }
 
   /** What `wsDump()` and `wsConnection()` give for it. */
@@ -149,4 +168,13 @@ export class Connection {
       lastUsedAgo: Math.max(0, Math.floor((now - this.lastUsed) / 1000))
     }
   }
+}
+
+/**
+ * Gives an event its connection's logger as `log`, left out of its keys: an event passed to a logger, spread
+ * or compared shows only its fields, as before it had one. For the events that come once per connection;
+ * messages carry it on their class (message-event.ts).
+ */
+export function withLog<T extends object> (conn: Connection, event: T): T & { readonly log: FastifyBaseLogger } {
+  return Object.defineProperty(event, 'log', { get: () => conn.log, enumerable: false }) as T & { readonly log: FastifyBaseLogger }
 }

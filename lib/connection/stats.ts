@@ -1,6 +1,15 @@
 import type { ClosedBy, ProtocolStatName, StatsSnapshot, TotalStatName } from '../types'
 
-/** Per-sub-protocol counters, named as Kamailio's `ws_<p>_*` statistics. */
+const PROTOCOL_STATS: readonly ProtocolStatName[] = [
+  'current_connections', 'max_concurrent_connections', 'failed_connections', 'local_closed_connections',
+  'remote_closed_connections', 'received_frames', 'transmitted_frames', 'successful_handshakes'
+]
+const TOTAL_STATS: readonly TotalStatName[] = [...PROTOCOL_STATS, 'failed_handshakes', 'handshake_timeouts']
+
+/**
+ * Per-sub-protocol counters, named as Kamailio's `ws_<p>_*` statistics, and beyond Kamailio the data
+ * messages and their bytes each way (Prometheus counters; not in `wsStats()`).
+ */
 class ProtocolCounters implements Record<ProtocolStatName, number> {
   current_connections = 0
   max_concurrent_connections = 0
@@ -10,6 +19,19 @@ class ProtocolCounters implements Record<ProtocolStatName, number> {
   received_frames = 0
   transmitted_frames = 0
   successful_handshakes = 0
+  messages_received = 0
+  messages_sent = 0
+  bytes_received = 0
+  /** Counted only while `countSentBytes` is on: a string's size in UTF-8 costs a pass over it. */
+  bytes_sent = 0
+}
+
+/** Messages and bytes each way, of one sub-protocol. */
+export interface Traffic {
+  messagesReceived: number
+  messagesSent: number
+  bytesReceived: number
+  bytesSent: number
 }
 
 /** Kamailio's `websocket:` statistics group; the totals carry `failed_handshakes` too. */
@@ -27,6 +49,8 @@ class TotalCounters extends ProtocolCounters implements Record<TotalStatName, nu
 export class Stats {
   private readonly total = new TotalCounters()
   private readonly protocols = new Map<string, ProtocolCounters>()
+  /** Whether `bytes_sent` is counted: on once a metrics registry reads it. */
+  private countSentBytes = false
 
   constructor (protocols: readonly string[]) {
     // sip and msrp are always reported, as in Kamailio, even when not enabled.
@@ -81,12 +105,38 @@ export class Stats {
     p.transmitted_frames++
   }
 
+  /** A data message received, `size` bytes of payload. */
+  messageReceived (p: ProtocolCounters, size: number): void {
+    p.messages_received++
+    p.bytes_received += size
+  }
+
+  /** A data message sent (`wsSend`). */
+  messageSent (p: ProtocolCounters, data: string | Uint8Array): void {
+    p.messages_sent++
+    if (this.countSentBytes) p.bytes_sent += typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength
+  }
+
+  /** From now on the bytes sent are counted too. */
+  countBytesSent (): void {
+    this.countSentBytes = true
+  }
+
+  /** Messages and bytes each way, by sub-protocol. */
+  traffic (): Map<string, Traffic> {
+    const out = new Map<string, Traffic>()
+    for (const [name, p] of this.protocols) {
+      out.set(name, { messagesReceived: p.messages_received, messagesSent: p.messages_sent, bytesReceived: p.bytes_received, bytesSent: p.bytes_sent })
+    }
+    return out
+  }
+
   /** Every counter under its Kamailio name (`ws_current_connections`, `ws_sip_received_frames`, ...). */
   snapshot (): StatsSnapshot {
     const out: Record<string, number> = {}
-    for (const [key, value] of Object.entries(this.total)) out[`ws_${key}`] = value
+    for (const key of TOTAL_STATS) out[`ws_${key}`] = this.total[key]
     for (const [name, counters] of this.protocols) {
-      for (const [key, value] of Object.entries(counters)) out[`ws_${name}_${key}`] = value
+      for (const key of PROTOCOL_STATS) out[`ws_${name}_${key}`] = counters[key]
     }
     return out as StatsSnapshot
   }

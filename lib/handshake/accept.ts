@@ -4,12 +4,15 @@ import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CLOSE_PROTOCOL_ERROR, CLOSE_REASONS, FRAME_ERROR_CLOSE_CODES } from '../constants'
 import type { FrameClock } from '../connection/clock'
-import { Connection } from '../connection/connection'
+import { Connection, withLog } from '../connection/connection'
 import { MESSAGE_OVERHEAD, type HookDispatcher } from '../connection/hook-queue'
+import { MessageEvent } from '../connection/message-event'
 import type { Keepalive } from '../connection/keepalive'
 import type { Registry } from '../connection/registry'
 import type { Stats } from '../connection/stats'
 import type { Hooks } from '../hooks'
+import { messageChannel } from '../observe/channels'
+import type { Telemetry } from '../observe/telemetry'
 import type { Settings } from '../options'
 import type { ConnectionAddress, WsMessage } from '../types'
 import { corsHeader } from './checks'
@@ -18,9 +21,28 @@ import { frameParser, releaseResponse } from './internals'
 
 const kConnection = Symbol('fastify-sip-ws.connection')
 const kProtocol = Symbol('fastify-sip-ws.protocol')
+const kHeaders = Symbol('fastify-sip-ws.headers')
 
 type Tagged<T> = T & { [kConnection]?: Connection }
-type ChosenFor = IncomingMessage & { [kProtocol]?: string }
+type ChosenFor = IncomingMessage & { [kProtocol]?: string, [kHeaders]?: string[] }
+
+// The handshake's own headers, and those that describe a body or a connection a 101 does not have.
+const NOT_ON_101 = /^(connection|upgrade|sec-websocket-.*|content-(length|type|encoding)|transfer-encoding|keep-alive|date)$/
+
+/**
+ * The headers hooks put on the reply (@fastify/helmet's, @fastify/rate-limit's, a hook's own `reply.header`),
+ * as lines for the 101: an upgrade gets what a route's response gets, except what only a body or the
+ * handshake itself may say.
+ */
+function replyHeaderLines (reply: FastifyReply, skip: string | null): string[] {
+  const lines: string[] = []
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    const lower = name.toLowerCase()
+    if (value === undefined || NOT_ON_101.test(lower) || lower === skip) continue
+    for (const one of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${String(one)}`)
+  }
+  return lines
+}
 
 /** The parts a connection's frames and close reach. */
 export interface AcceptParts {
@@ -31,6 +53,7 @@ export interface AcceptParts {
   hooks: Hooks
   clock: FrameClock
   log: FastifyBaseLogger
+  telemetry: Telemetry
 }
 
 /**
@@ -53,13 +76,17 @@ export class Acceptor {
       handleProtocols: (_offered, req: ChosenFor) => req[kProtocol] ?? false,
       closeTimeout: settings.closeTimeout
     } as ConstructorParameters<typeof WebSocketServer>[0])
-    if (settings.corsMode !== 0) {
-      this.wss.on('headers', (headers: string[], req: IncomingMessage) => {
-        const header = corsHeader(settings.corsMode, req.headers.origin)
-        if (header !== null) headers.push(header)
-      })
-    }
+    this.wss.on('headers', (headers: string[], req: ChosenFor) => {
+      const header = corsHeader(settings.corsMode, req.headers.origin)
+      if (header !== null) headers.push(header)
+      const extra = req[kHeaders]
+      if (extra !== undefined) headers.push(...extra)
+    })
+    // corsMode's header is the one the 101 carries; another plugin's (@fastify/cors) would make two.
+    this.ownHeader = settings.corsMode === 0 ? null : 'access-control-allow-origin'
   }
+
+  private readonly ownHeader: string | null
 
   /** Answers 101 with `protocol` and opens the connection; `head` is what came behind the request head. */
   accept (request: FastifyRequest, reply: FastifyReply, head: Buffer, protocol: string, peer: ConnectionAddress): void {
@@ -67,6 +94,8 @@ export class Acceptor {
     // The response's socket: an injected request (injectWS) has one there, and none on the request.
     const socket = (reply.raw.socket ?? raw.socket) as Socket
     raw[kProtocol] = protocol
+    const extra = replyHeaderLines(reply, this.ownHeader)
+    if (extra.length > 0) raw[kHeaders] = extra
     reply.hijack()
     this.wss.handleUpgrade(raw, socket, head, (ws) => {
       // @fastify/websocket assigned a ServerResponse to the socket to route the request; nothing writes it
@@ -83,10 +112,10 @@ export class Acceptor {
   }
 
   private open (ws: WebSocket, request: FastifyRequest, protocol: string, peer: ConnectionAddress): void {
-    const { registry, stats, keepalive, dispatcher, hooks, log } = this.parts
+    const { registry, stats, keepalive, dispatcher, hooks, log, telemetry } = this.parts
     const now = Date.now()
     const subProtocol = protocol.toLowerCase()
-    const conn = new Connection(registry.nextId(), peer, subProtocol, ws, stats.forProtocol(subProtocol), now)
+    const conn = new Connection(registry.nextId(), peer, subProtocol, ws, stats.forProtocol(subProtocol), now, String(request.id), log)
     registry.add(conn)
     keepalive.heard(conn, now)
     stats.opened(conn.counters)
@@ -102,9 +131,10 @@ export class Acceptor {
     receiver[kConnection] = conn
     receiver.prependListener('conclude', this.on.conclude)
     receiver.prependListener('error', this.on.frameError)
-    log.debug({ id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, subProtocol: conn.subProtocol }, 'fastify-sip-ws: connection open')
+    telemetry.handshakeEnded(request, 101, conn)
+    telemetry.opened(conn)
     if (hooks.has('websocket:open')) {
-      dispatcher.dispatch(conn, 'websocket:open', {
+      dispatcher.dispatch(conn, 'websocket:open', withLog(conn, {
         id: conn.id,
         subProtocol: conn.subProtocol,
         remoteAddress: conn.remoteAddress,
@@ -114,7 +144,7 @@ export class Acceptor {
         localAddress: conn.localAddress,
         localPort: conn.localPort,
         request
-      }, 0)
+      }), 0)
     }
   }
 }
@@ -128,7 +158,7 @@ function socketListeners (parts: AcceptParts) {
 }
 
 /** What the peer sends. */
-function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock }: AcceptParts) {
+function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock, telemetry }: AcceptParts) {
   /** The peer is alive, the connection the most recently used, the frame counted; returns the time. */
   const frameIn = (conn: Connection): number => {
     const now = Date.now()
@@ -142,18 +172,12 @@ function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock 
       const conn = this[kConnection]
       if (conn === undefined) return
       const now = frameIn(conn)
+      stats.messageReceived(conn.counters, data.length)
+      if (messageChannel.hasSubscribers) telemetry.message(conn, 'in', isBinary, data.length)
       if (!hooks.has('websocket:message')) return
       clock.begin(now)
-      // One object shape for text and binary (the union is for the hooks' types), so this site stays monomorphic.
       try {
-        dispatcher.dispatch(conn, 'websocket:message', {
-          id: conn.id,
-          data: isBinary ? data : data.toString(),
-          binary: isBinary,
-          subProtocol: conn.subProtocol,
-          remoteAddress: conn.remoteAddress,
-          remotePort: conn.remotePort
-        } as WsMessage, data.length + MESSAGE_OVERHEAD)
+        dispatcher.dispatch(conn, 'websocket:message', new MessageEvent(conn, data, isBinary) as unknown as WsMessage, data.length + MESSAGE_OVERHEAD)
       } finally {
         clock.end()
       }
@@ -168,7 +192,7 @@ function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock 
 }
 
 /** How a connection ends. */
-function endListeners ({ registry, stats, keepalive, dispatcher, hooks, log }: AcceptParts) {
+function endListeners ({ registry, stats, keepalive, dispatcher, hooks, log, telemetry }: AcceptParts) {
   return {
     frameError (this: Tagged<NodeJS.EventEmitter>, err: Error & { code?: string }): void {
       const conn = this[kConnection]
@@ -192,7 +216,7 @@ function endListeners ({ registry, stats, keepalive, dispatcher, hooks, log }: A
       registry.remove(conn)
       keepalive.forget(conn)
       stats.closed(conn.counters, event.by)
-      log.debug(event, 'fastify-sip-ws: connection closed')
+      telemetry.closed(conn, event)
       // Queued behind the connection's last message hook, if one still runs.
       if (hooks.has('websocket:closed')) dispatcher.dispatch(conn, 'websocket:closed', event, 0)
     },

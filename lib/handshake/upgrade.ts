@@ -4,6 +4,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Stats } from '../connection/stats'
 import type { Hooks } from '../hooks'
+import type { Telemetry } from '../observe/telemetry'
 import type { Settings } from '../options'
 import type { Acceptor } from './accept'
 import type { Admission } from './admission'
@@ -12,7 +13,8 @@ import { normalizeInjectedHeaders } from './injected'
 import { peerAddress } from './peer'
 import { refuse, type Refusal } from './refusal'
 
-function pathOf (url: string): string {
+/** The path of a request URL, without its query, repeated slashes taken as one. */
+export function pathOf (url: string): string {
   const query = url.indexOf('?')
   const path = query === -1 ? url : url.slice(0, query)
   // Kamailio's lwsc asks for `//` when given `ws://host:port/`; Kamailio's own server takes any path.
@@ -20,6 +22,14 @@ function pathOf (url: string): string {
 }
 
 const EMPTY = Buffer.alloc(0)
+const kUpgrade = Symbol('fastify-sip-ws.upgrade')
+
+type Marked = IncomingMessage & { [kUpgrade]?: true }
+
+/** Whether Node handed this request over as an upgrade: what the WebSocket routes' constraint asks. */
+export function isUpgrade (req: IncomingMessage): boolean {
+  return (req as Marked)[kUpgrade] === true
+}
 
 interface Pending {
   request: FastifyRequest
@@ -32,18 +42,20 @@ export interface UpgradeParts {
   admission: Admission
   acceptor: Acceptor
   stats: Stats
+  telemetry: Telemetry
 }
 
 /**
- * An upgrade request from its arrival to its answer, in one place: the `onRequest` hook that plays
- * Kamailio's `event_route[xhttp:request]` runs the `xhttp:request` hooks, then admission's checks, then
- * either refuses or hands the socket to the acceptor. It runs before routing has any say, so the app may
- * still serve its own HTTP routes on the same path (a page at `/`, say); a plain GET on a WebSocket path
- * with no route of its own gets 400, as a WebSocket endpoint would answer it.
+ * An upgrade request from its arrival to its answer. Node's `'upgrade'` event marks it (and keeps the bytes
+ * behind its head); Fastify routes it to the WebSocket path's route (route.ts), through every hook the app
+ * and its plugins added; the route's handler, this class's `handle`, plays Kamailio's
+ * `event_route[xhttp:request]`: it runs the `xhttp:request` hooks, then admission's checks, then either
+ * refuses or hands the socket to the acceptor. A plain request on the path goes to the app's own route if it
+ * has one; a plain GET with none gets 400, as a WebSocket endpoint would answer it.
  *
- * The hooks are bounded: one still running after `hookTimeout`, or when the server shuts down, gets its
- * request a 503, so neither a hung hook nor `app.close()` holds the socket. Whatever a hook throws is
- * Fastify's error handling (500 or the error's statusCode), never an unhandled rejection.
+ * The `xhttp:request` hooks are bounded: one still running after `hookTimeout`, or when the server shuts
+ * down, gets its request a 503, so neither a hung hook nor `app.close()` holds the socket. Whatever a hook
+ * throws is Fastify's error handling (500 or the error's statusCode), never an unhandled rejection.
  */
 export class UpgradeRequests {
   private readonly pending = new Map<FastifyReply, Pending>()
@@ -58,8 +70,9 @@ export class UpgradeRequests {
 
   /**
    * Node hands those bytes only to `'upgrade'` listeners. Ours goes in front of @fastify/websocket's, which
-   * routes the request through Fastify (and so to `onRequest`) from inside its own listener: an injected
-   * request's headers are made what Node would give before any hook or ws reads them.
+   * routes the request through Fastify from inside its own listener: an injected request's headers are made
+   * what Node would give before any hook or ws reads them, and a path written with repeated slashes is
+   * routed as the WebSocket path it names.
    */
   listen (httpServer: Server): void {
     httpServer.prependListener('upgrade', this.onUpgrade)
@@ -74,19 +87,26 @@ export class UpgradeRequests {
 
   private readonly onUpgrade = (req: IncomingMessage, _socket: Duplex, head: Buffer): void => {
     normalizeInjectedHeaders(req)
+    ;(req as Marked)[kUpgrade] = true
+    this.parts.telemetry.handshakeStarted(req)
     if (head.length > 0) this.heads.set(req, head)
+    // Routed as the path it names: find-my-way takes "//" for a path of its own.
+    const url = req.url ?? '/'
+    const query = url.indexOf('?')
+    if (!(query === -1 ? url : url.slice(0, query)).includes('//')) return
+    const path = pathOf(url)
+    if (this.settings.paths.has(path)) req.url = query === -1 ? path : path + url.slice(query)
   }
 
-  readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
-    if (!this.settings.paths.has(pathOf(request.url))) return done()
-    if (request.ws !== true) {
-      if (request.is404 && request.method === 'GET') {
-        void reply.code(400).headers(supportedHeaders(this.settings.enabledProtocols)).type('text/plain; charset=utf-8')
-          .send('This path expects a WebSocket upgrade (Upgrade: websocket, Connection: Upgrade)')
-        return
-      }
-      return done()
-    }
+  /** An `onRequest` hook: a plain GET on a WebSocket path that the app has no route for gets 400. */
+  readonly plainRequest = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+    if (!request.is404 || request.method !== 'GET' || request.ws === true || !this.settings.paths.has(pathOf(request.url))) return done()
+    void reply.code(400).headers(supportedHeaders(this.settings.enabledProtocols)).type('text/plain; charset=utf-8')
+      .send('This path expects a WebSocket upgrade (Upgrade: websocket, Connection: Upgrade)')
+  }
+
+  /** The WebSocket routes' handler: every Fastify hook before it has let the request through. */
+  readonly handle = (request: FastifyRequest, reply: FastifyReply): void => {
     const { hooks, admission } = this.parts
     if (!hooks.has('xhttp:request')) {
       this.handshake(request, reply)
@@ -103,11 +123,11 @@ export class UpgradeRequests {
       try {
         this.handshake(request, reply)
       } catch (err) {
-        done(err as Error)
+        void reply.send(err)
       }
     }, (err: Error) => {
       // Already answered 503 by a timeout or shutdown: the error is only worth a log line.
-      if (this.settle(reply)) done(err)
+      if (this.settle(reply)) void reply.send(err)
       else request.log.warn({ err }, 'fastify-sip-ws: xhttp:request hook failed after its request was answered')
     })
   }
@@ -154,6 +174,8 @@ export class UpgradeRequests {
     const pending = this.pending.get(reply)
     if (pending === undefined) return
     this.pending.delete(reply)
+    // A callback-style hook that replied itself never calls done: its reply is the answer.
+    if (reply.sent) return
     const { hookTimeout } = this.settings
     pending.request.log.warn({ hookTimeout, url: pending.request.url }, 'fastify-sip-ws: xhttp:request hook still running after hookTimeout; answering 503')
     this.refuse(pending.request, reply, { status: 503, message: `The server could not decide on this upgrade within ${hookTimeout} ms` })

@@ -4,7 +4,9 @@ import type { AddressInfo } from 'node:net'
 import type { Cluster } from '../../lib/cluster/seam'
 import { SingleProcess } from '../../lib/cluster/single-process'
 import { buildEdge, type Edge } from '../../lib/edge'
+import { registerRoutes } from '../../lib/handshake/route'
 import { Hooks } from '../../lib/hooks'
+import { Telemetry } from '../../lib/observe/telemetry'
 import { resolveSettings, type Settings, type SipWsOptions } from '../../lib/options'
 
 export interface StartedEdge {
@@ -21,7 +23,7 @@ export interface StartedEdge {
 
 /**
  * The parts `buildEdge` makes, on a real Fastify app with @fastify/websocket and listening on 127.0.0.1, wired
- * as the plugin wires its handshake path (the upgrade listener and the `onRequest` hook) and nothing more: no
+ * as the plugin wires its handshake path (the upgrade listener and the WebSocket routes) and nothing more: no
  * decorators, RPC, metrics or shutdown hooks, so a test reaches each part itself. `setup` runs before listen
  * (to add hooks through `hooks.add`, or routes).
  */
@@ -34,11 +36,12 @@ export async function startEdge (
   const settings = resolveSettings(options)
   const app = Fastify(fastifyOptions)
   await app.register(fastifyWebsocket)
-  const hooks = new Hooks(app.log)
-  const edge = buildEdge(settings, hooks, cluster, app.log)
+  const telemetry = new Telemetry(app, app.log, settings.logLevel)
+  const hooks = new Hooks(app.log, telemetry)
+  const edge = buildEdge(settings, hooks, cluster, app.log, telemetry)
   await cluster.start(edge.server)
   edge.upgrades.listen(app.server)
-  app.addHook('onRequest', edge.upgrades.onRequest)
+  registerRoutes(app, settings, edge.upgrades, telemetry)
   setup?.(app, hooks)
   try {
     await app.listen({ host: '127.0.0.1', port: 0 })

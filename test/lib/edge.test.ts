@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import Fastify from 'fastify'
 import pino from 'pino'
 import type { WsClosedEvent } from '../../lib'
 import type { IdSource } from '../../lib/cluster/seam'
 import { SingleProcess } from '../../lib/cluster/single-process'
 import { buildEdge } from '../../lib/edge'
 import { Hooks } from '../../lib/hooks'
+import { Telemetry } from '../../lib/observe/telemetry'
 import { resolveSettings } from '../../lib/options'
 import { startEdge } from '../helpers/edge'
 import { frame, rawWebSocket } from '../helpers/frames'
@@ -34,7 +36,7 @@ describe('buildEdge', () => {
         if (entry.msg === 'fastify-sip-ws: keepalive sweep') swept()
       }
     })
-    const edge = buildEdge(resolveSettings({ keepaliveInterval: 100, verboseList: true }), new Hooks(log), new SingleProcess(), log)
+    const edge = buildEdge(resolveSettings({ keepaliveInterval: 100, verboseList: true }), new Hooks(log), new SingleProcess(), log, new Telemetry(Fastify(), log, 'info'))
     try {
       assert.deepEqual(Object.keys(edge).sort(), ['keepalive', 'lifecycle', 'registry', 'server', 'stats', 'upgrades'])
       assert.deepEqual([edge.server.size, edge.registry.size, edge.lifecycle.enabled], [0, 0, true])

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import Fastify from 'fastify'
 import pino from 'pino'
 import { SingleProcess } from '../../lib/cluster/single-process'
 import { FrameClock } from '../../lib/connection/clock'
 import { Stats } from '../../lib/connection/stats'
 import { resolveSettings, type SipWsOptions } from '../../lib/options'
+import { Telemetry } from '../../lib/observe/telemetry'
 import { WsServer } from '../../lib/server'
 import { entry, registry as newRegistry } from '../helpers/connections'
 import { startEdge, type StartedEdge } from '../helpers/edge'
@@ -32,7 +34,8 @@ function bare (options: SipWsOptions = {}): { server: WsServer, add: (remoteAddr
   const settings = resolveSettings(options)
   const registry = newRegistry()
   const stats = new Stats(settings.enabledProtocols)
-  const server = new WsServer(settings, registry, stats, new SingleProcess().remote, new FrameClock(), pino({ level: 'silent' }))
+  const log = pino({ level: 'silent' })
+  const server = new WsServer(settings, registry, stats, new SingleProcess().remote, new FrameClock(), log, new Telemetry(Fastify(), log, 'info'))
   return {
     server,
     stats,

@@ -6,6 +6,7 @@ import { SingleProcess } from '../../../lib/cluster/single-process'
 import { buildEdge, type Edge } from '../../../lib/edge'
 import { Admission } from '../../../lib/handshake/admission'
 import { Hooks } from '../../../lib/hooks'
+import { Telemetry } from '../../../lib/observe/telemetry'
 import { resolveSettings, type SipWsOptions } from '../../../lib/options'
 import { entry } from '../../helpers/connections'
 import { handshakeLines, rawRequest, request } from '../../helpers/raw'
@@ -39,7 +40,7 @@ describe('Admission', () => {
   /** An edge's admission with these options; `chosen` plays a hook's `wsSubProtocol`, `address` the client's. */
   function admission (options: SipWsOptions = {}, chosen?: unknown, address: string | null = null): Edge {
     const settings = resolveSettings(options)
-    const edge = buildEdge(settings, new Hooks(app.log), new SingleProcess(), app.log)
+    const edge = buildEdge(settings, new Hooks(app.log), new SingleProcess(), app.log, new Telemetry(app, app.log, 'info'))
     edge.keepalive.stop()
     edges.push(edge)
     current = { admission: new Admission(settings, edge.lifecycle, edge.registry), chosen, address }
