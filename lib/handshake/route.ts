@@ -56,9 +56,12 @@ export function registerRoutes (app: FastifyInstance, settings: Settings, upgrad
     if ((route.config as Record<symbol, unknown> | undefined)?.[kOwner] === upgrades) route.handler = upgrades.handle
   })
   // A refusal, whoever sent it (a check, a hook, a plugin's onRequest): an accepted upgrade is hijacked
-  // and never gets here.
+  // and never gets here. @fastify/websocket closes a refused upgrade's socket only when its own onRequest
+  // hook ran, which a hook added before it that refuses (@fastify/under-pressure's, say) prevents; the
+  // socket would then stay open and hold `app.close()` for good.
   const answered = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     telemetry.handshakeEnded(request, reply.statusCode, null)
+    reply.raw.socket?.destroy()
     done()
   }
   const { onResponse, config, ...routeHooks } = settings.route ?? {}
