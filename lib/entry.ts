@@ -11,6 +11,7 @@ type SipWsPlugin = typeof api.sipWs & {
   sipWs: SipWsPlugin
   errors: typeof api.errors
   LwscClient: typeof api.LwscClient
+  channels: typeof api.channels
 }
 
 const sipWs = api.sipWs as SipWsPlugin
@@ -50,6 +51,16 @@ declare namespace sipWs {
   export type RedisSource = api.RedisSource
   export type RedisClientLike = api.RedisClientLike
   export type ClusterNodeDownHook = api.ClusterNodeDownHook
+  export type SipWsChannelMessages = api.SipWsChannelMessages
+  export type HandshakeChannelMessage = api.HandshakeChannelMessage
+  export type OpenChannelMessage = api.OpenChannelMessage
+  export type MessageChannelMessage = api.MessageChannelMessage
+  export type CloseChannelMessage = api.CloseChannelMessage
+  export type HookChannelMessage = api.HookChannelMessage
+  export type HandshakeResult = api.HandshakeResult
+  export type LogLevel = api.LogLevel
+  export type RouteHooks = api.RouteHooks
+  export type TracerLike = api.TracerLike
 }
 
 // Node's ESM loader finds a CommonJS module's named exports by reading its source for these assignments
@@ -59,5 +70,6 @@ module.exports.default = sipWs
 module.exports.sipWs = sipWs
 module.exports.errors = api.errors
 module.exports.LwscClient = api.LwscClient
+module.exports.channels = api.channels
 
 export = sipWs

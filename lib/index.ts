@@ -16,6 +16,7 @@ import { HandshakeTimeout } from './handshake/timeout'
 import { Hooks, type WsHookMap, type WsHookName } from './hooks'
 import { registerShutdown } from './lifecycle/shutdown'
 import { LwscClient } from './lwsc'
+import { registerOtel } from './observe/otel'
 import { Telemetry } from './observe/telemetry'
 import { resolveSettings, type SipWsOptions } from './options'
 import type { ConnectionInfo, DumpOrder, DumpResult, StatsSnapshot, WsData } from './types'
@@ -79,17 +80,32 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
   const lwsc = new LwscClient(settings.lwsc, app.log)
   app.decorate('lwsc', lwsc)
 
-  // HTTP/2 has no upgrade handshake, and its sessions multiplex streams over one socket.
-  const handshakeTimeout = app.initialConfig.http2 === true
-    ? null
-    : new HandshakeTimeout(app.server, settings.handshakeTimeout, app.log, () => { edge.stats.handshakeTimedOut() })
+  const handshakeTimeout = timedHandshakes(app, settings.handshakeTimeout, (remoteAddress, waited) => {
+    edge.stats.handshakeTimedOut()
+    telemetry.handshakeTimedOut(remoteAddress, waited)
+  })
   handshakeTimeout?.start()
 
   edge.upgrades.listen(app.server)
   registerRoutes(app, settings, edge.upgrades, telemetry)
   if (settings.rpc !== undefined) await registerRpc(app, settings.rpc, hooks, { server: edge.server, lifecycle: edge.lifecycle, cluster: app.wsCluster, log: app.log })
-  if (settings.metrics !== undefined) registerMetrics(app, settings.metrics, () => edge.server.statistics())
+  if (settings.metrics !== undefined) {
+    edge.stats.countBytesSent()
+    registerMetrics(app, settings.metrics, { snapshot: () => edge.server.statistics(), traffic: () => edge.stats.traffic() })
+  }
+  if (settings.otel !== undefined) registerOtel(app, settings.otel)
   registerShutdown(app, { settings, lifecycle: edge.lifecycle, stats: edge.stats, upgrades: edge.upgrades, handshakeTimeout, lwsc })
+}
+
+/**
+ * HTTP/2 has no upgrade handshake, and its sessions multiplex streams over one socket: an HTTP/2 server's
+ * connections are not timed, unless it takes HTTP/1.1 too (`https: { allowHTTP1: true }`), and then only
+ * those that speak it.
+ */
+function timedHandshakes (app: FastifyInstance, timeoutMs: number, onTimeout: (remoteAddress: string, waitedMs: number) => void): HandshakeTimeout | null {
+  const { http2, https } = app.initialConfig
+  const http1 = http2 !== true || (typeof https === 'object' && https !== null && https.allowHTTP1)
+  return http1 ? new HandshakeTimeout(app.server, timeoutMs, app.log, onTimeout) : null
 }
 
 /** The decorators users call, each one line onto the part that carries it out. */
@@ -128,4 +144,8 @@ export * as errors from './errors'
 /** The `code` of every error the package throws (`FST_SIPWS_*`), read from the error classes. */
 export type SipWsErrorCode = InstanceType<(typeof errorClasses)[keyof typeof errorClasses]>['code']
 export { LwscClient } from './lwsc'
+/** The `node:diagnostics_channel` names the plugin publishes on (see `SipWsChannelMessages` for each message). */
+export { CHANNELS as channels } from './observe/channels'
+export type { SipWsChannelMessages, HandshakeChannelMessage, OpenChannelMessage, MessageChannelMessage, CloseChannelMessage, HookChannelMessage, HandshakeResult } from './observe/channels'
+export type { LogLevel, RouteHooks, TracerLike } from './options'
 export type { LwscLogger, LwscStats, LwscError } from './lwsc'

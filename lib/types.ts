@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 
 // The types every part shares, apart from the code that fills them: this file imports nothing of the
 // package, so any file may import it without making a cycle.
@@ -46,7 +46,16 @@ export interface DumpResult {
   truncated: boolean
 }
 
-interface WsMessageFields {
+/** What every connection event carries besides its fields. */
+interface WithLog {
+  /**
+   * A child of the app's logger bound to the upgrade's request id (`reqId`) and the connection's id
+   * (`connId`). Left out of the event's keys, so logging or spreading the event shows its fields only.
+   */
+  readonly log: FastifyBaseLogger
+}
+
+interface WsMessageFields extends WithLog {
   id: number
   subProtocol: string
   remoteAddress: string
@@ -68,7 +77,7 @@ export interface WsBinaryMessage extends WsMessageFields {
 /** A complete message: testing `binary` narrows `data` to a string or a Buffer. */
 export type WsMessage = WsTextMessage | WsBinaryMessage
 
-export interface WsOpenEvent {
+export interface WsOpenEvent extends WithLog {
   id: number
   subProtocol: string
   remoteAddress: string
@@ -82,7 +91,7 @@ export interface WsOpenEvent {
   request: FastifyRequest
 }
 
-export interface WsClosedEvent {
+export interface WsClosedEvent extends WithLog {
   id: number
   remoteAddress: string
   remotePort: number

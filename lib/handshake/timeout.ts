@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import type { Server, Socket } from 'node:net'
-import { Server as TlsServer } from 'node:tls'
+import { Server as TlsServer, type TLSSocket } from 'node:tls'
 
 // What Node's own headersTimeout sends before it drops a socket, so a real (if slow) client learns why.
 const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
@@ -14,6 +14,8 @@ const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nCo
  *
  * With `timeoutMs` 0 connections are only tracked, not timed, until shutdown: `server.close()` waits for a
  * connection that never sent a request (Node closes only idle keep-alive ones), so shutdown must drop them.
+ *
+ * On an HTTP/2 server that takes HTTP/1.1 too (`allowHTTP1`), only the HTTP/1.1 connections are timed.
  *
  * Only `'request'` and `'upgrade'` are listened to, never `'connect'` or `'checkContinue'`: Node changes how
  * it treats those requests as soon as a listener exists. A connection the server has written to already (a
@@ -32,7 +34,7 @@ export class HandshakeTimeout {
     private readonly server: Server,
     private readonly timeoutMs: number,
     private readonly log: FastifyBaseLogger,
-    private readonly onTimeout: () => void
+    private readonly onTimeout: (remoteAddress: string, waitedMs: number) => void
   ) {
     this.acceptEvent = server instanceof TlsServer ? 'secureConnection' : 'connection'
   }
@@ -76,6 +78,8 @@ export class HandshakeTimeout {
   }
 
   private readonly arm = (socket: Socket): void => {
+    // An HTTP/2 session (an HTTP/2 server that takes HTTP/1.1 too) never upgrades: http2's own timeouts are its.
+    if ((socket as TLSSocket).alpnProtocol === 'h2') return
     const ms = this.closingTimeoutMs !== 0 ? this.closingTimeoutMs : this.timeoutMs
     this.pending.set(socket, ms === 0 ? null : setTimeout(this.expire, ms, socket).unref())
     socket.once('close', this.onSocketClose)
@@ -102,9 +106,10 @@ export class HandshakeTimeout {
     this.pending.delete(socket)
     socket.off('close', this.onSocketClose)
     if (socket.destroyed || socket.bytesWritten > 0) return
-    this.log.info({ remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, handshakeTimeout: this.closingTimeoutMs !== 0 ? this.closingTimeoutMs : this.timeoutMs }, 'fastify-sip-ws: no complete request head within handshakeTimeout, dropping the connection')
+    const handshakeTimeout = this.closingTimeoutMs !== 0 ? this.closingTimeoutMs : this.timeoutMs
+    this.log.info({ remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, handshakeTimeout }, 'fastify-sip-ws: no complete request head within handshakeTimeout, dropping the connection')
     if (socket.writable) socket.write(REQUEST_TIMEOUT)
     socket.destroy()
-    this.onTimeout()
+    this.onTimeout(socket.remoteAddress ?? '', handshakeTimeout)
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { expectTypeOf } from 'expect-type'
 import ts from 'typescript'
 import { DUMP_ORDERS } from '../../lib/constants'
@@ -45,11 +45,15 @@ describe('shared types', () => {
     expectTypeOf<ConnectionInfo['socketAddress']>().toEqualTypeOf<string>()
     expectTypeOf<ConnectionInfo['transport']>().toEqualTypeOf<'ws' | 'wss'>()
     expectTypeOf<DumpResult>().toEqualTypeOf<{ connections: ConnectionInfo[], wscounter: number, truncated: boolean }>()
-    expectTypeOf<keyof WsOpenEvent>().toEqualTypeOf<typeof OPEN_KEYS[number]>()
+    // Each event's fields, and `log` (kept out of its keys at run time).
+    expectTypeOf<keyof WsOpenEvent>().toEqualTypeOf<typeof OPEN_KEYS[number] | 'log'>()
+    expectTypeOf<WsOpenEvent['log']>().toEqualTypeOf<FastifyBaseLogger>()
+    expectTypeOf<WsMessage['log']>().toEqualTypeOf<FastifyBaseLogger>()
+    expectTypeOf<WsClosedEvent['log']>().toEqualTypeOf<FastifyBaseLogger>()
     expectTypeOf<WsOpenEvent['request']>().toEqualTypeOf<FastifyRequest>()
-    expectTypeOf<keyof WsClosedEvent>().toEqualTypeOf<typeof CLOSED_KEYS[number]>()
+    expectTypeOf<keyof WsClosedEvent>().toEqualTypeOf<typeof CLOSED_KEYS[number] | 'log'>()
     expectTypeOf<WsClosedEvent['by']>().toEqualTypeOf<ClosedBy>()
-    expectTypeOf<keyof WsMessage>().toEqualTypeOf<typeof MESSAGE_KEYS[number]>()
+    expectTypeOf<keyof WsMessage>().toEqualTypeOf<typeof MESSAGE_KEYS[number] | 'log'>()
     expectTypeOf<WsTextMessage['data']>().toEqualTypeOf<string>()
     expectTypeOf<WsBinaryMessage['data']>().toEqualTypeOf<Buffer>()
     expectTypeOf<Extract<WsMessage, { binary: false }>>().toEqualTypeOf<WsTextMessage>()

@@ -221,7 +221,7 @@ describe('HookDispatcher (no sockets)', () => {
     hooks.add({} as FastifyInstance, 'websocket:message', () => { calls++ })
     const dispatcher = new HookDispatcher(hooks, { hookTimeout: 1000, queueLimit: 0 }, { pause: () => { assert.fail('paused') }, resume: () => {} }, log)
     const conn = entry(1)
-    for (let i = 0; i < 10_000; i++) dispatcher.dispatch(conn, 'websocket:message', { id: 1, data: 'x', binary: false, subProtocol: 'sip', remoteAddress: '', remotePort: 0 }, 129)
+    for (let i = 0; i < 10_000; i++) dispatcher.dispatch(conn, 'websocket:message', { id: 1, data: 'x', binary: false, subProtocol: 'sip', remoteAddress: '', remotePort: 0, log }, 129)
     assert.equal(calls, 20_000)
     assert.equal(conn.queue, null)
     assert.equal(dispatcher.busy, 0)
@@ -234,7 +234,7 @@ describe('HookDispatcher (no sockets)', () => {
     const flow: string[] = []
     const dispatcher = new HookDispatcher(hooks, { hookTimeout: 10_000, queueLimit: 1000 }, { pause: () => { flow.push('pause') }, resume: () => { flow.push('resume') } }, log)
     const conn = entry(2)
-    const message = { id: 2, data: 'x', binary: false as const, subProtocol: 'sip', remoteAddress: '', remotePort: 0 }
+    const message = { id: 2, data: 'x', binary: false as const, subProtocol: 'sip', remoteAddress: '', remotePort: 0, log }
     for (let i = 0; i < 5; i++) dispatcher.dispatch(conn, 'websocket:message', message, 300)
     assert.equal(conn.queue?.waiting, 4)
     assert.deepEqual(flow, ['pause'], 'over 1000 bytes waiting after the fourth')

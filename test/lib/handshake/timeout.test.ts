@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import http from 'node:http'
+import http2 from 'node:http2'
 import https from 'node:https'
 import net, { type AddressInfo } from 'node:net'
 import tls from 'node:tls'
@@ -214,5 +215,30 @@ describe('HandshakeTimeout', () => {
     assert.match(answer, /^HTTP\/1\.1 408 Request Timeout\r\n/)
     assert.equal(bare.socket.destroyed, false, 'the TLS handshake has its own bound (https handshakeTimeout)')
     assert.equal(s.timedOut(), 1)
+  })
+
+  test('on an HTTP/2 server that takes HTTP/1.1 too, HTTP/1.1 connections are timed and HTTP/2 sessions are not', async (t) => {
+    const { key, cert } = await selfSignedCert()
+    const server = http2.createSecureServer({ allowHTTP1: true, key, cert }, (_req, res) => { res.end('ok') })
+    const s = await timedServer(t, TIMEOUT, server as unknown as http.Server)
+    const session = http2.connect(`https://127.0.0.1:${s.port}`, { ca: cert })
+    session.on('error', () => {})
+    t.after(() => { session.destroy() })
+    await once(session, 'connect')
+    const http1 = tls.connect({ host: '127.0.0.1', port: s.port, ca: cert, ALPNProtocols: ['http/1.1'] })
+    http1.on('error', () => {})
+    await once(http1, 'secureConnect')
+    assert.equal(http1.alpnProtocol, 'http/1.1')
+    let answer = ''
+    http1.on('data', (chunk: Buffer) => { answer += chunk.toString() })
+    await within(once(http1, 'close'), TIMEOUT + LATE, () => 'the silent HTTP/1.1 client was not dropped')
+    assert.match(answer, /^HTTP\/1\.1 408 Request Timeout\r\n/)
+    assert.equal(s.timedOut(), 1)
+    // The session outlived the timeout with nothing sent, and still serves.
+    const stream = session.request({ ':path': '/' })
+    let body = ''
+    stream.on('data', (chunk: Buffer) => { body += chunk.toString() })
+    await once(stream, 'end')
+    assert.deepEqual([body, s.timedOut()], ['ok', 1])
   })
 })
