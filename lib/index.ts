@@ -93,7 +93,7 @@ const plugin: FastifyPluginAsync<SipWsOptions> = async function sipWs (app, opti
     edge.stats.countBytesSent()
     registerMetrics(app, settings.metrics, { snapshot: () => edge.server.statistics(), traffic: () => edge.stats.traffic() })
   }
-  if (settings.otel !== undefined) registerOtel(app, settings.otel)
+  if (settings.otel !== undefined) registerOtel(app, settings.otel, settings.hookTimeout)
   registerShutdown(app, { settings, lifecycle: edge.lifecycle, stats: edge.stats, upgrades: edge.upgrades, handshakeTimeout, lwsc })
 }
 

@@ -32,9 +32,9 @@ function listen<M extends { app: FastifyInstance }> (channel: Channel, app: Fast
  * client's `traceparent` when it sent one), one per hook call of a connection and one for the connection's
  * whole life, each linked to its handshake's span. Spans are made when their event ends, with the times it
  * began and ended, so nothing is held open while nobody asks; a connection holds only its handshake's span
- * context until it closes.
+ * context, until `hookTimeout` after it closed.
  */
-export function registerOtel (app: FastifyInstance, options: { tracer?: TracerLike }): void {
+export function registerOtel (app: FastifyInstance, options: { tracer?: TracerLike }, hookTimeout: number): void {
   const api = loadApi()
   const tracer = (options.tracer ?? api.trace.getTracer('fastify-sip-ws', VERSION)) as Tracer
   const handshakes = new Map<number, SpanContext>()
@@ -90,8 +90,8 @@ export function registerOtel (app: FastifyInstance, options: { tracer?: TracerLi
     }, api.ROOT_CONTEXT)
     if (m.by === 'error') span.setStatus({ code: api.SpanStatusCode.ERROR, message: `closed with ${m.code}` })
     span.end(m.createdAt + m.lifetime)
-    // The closed hooks may still run after this: their spans find the context until the next turn.
-    setImmediate(() => { handshakes.delete(m.id) })
+    // The closed hooks run after this, each within hookTimeout: their spans still find the context.
+    setTimeout(() => { handshakes.delete(m.id) }, hookTimeout).unref()
   }
 
   const stops = [

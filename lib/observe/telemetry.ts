@@ -29,6 +29,9 @@ export class Telemetry {
   /** An upgrade request arrived (Node's `'upgrade'` event): its handshake's clock starts. */
   handshakeStarted (req: IncomingMessage): void {
     (req as Timed)[kArrived] = performance.now()
+    // Node caches a socket's peer address once read; a refused upgrade's socket is destroyed before the
+    // refusal is reported, and `request.ip` would then have nothing to read.
+    void req.socket?.remoteAddress
   }
 
   /** An upgrade request was answered: 101 with its connection, or a refusal's status. */
