@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Traffic } from '../connection/stats'
-import { closeChannel, handshakeChannel, hookChannel, type CloseChannelMessage, type HandshakeChannelMessage, type HookChannelMessage } from '../observe/channels'
+import { closeChannel, handshakeChannel, hookChannel, subscribeApp, type CloseChannelMessage, type HandshakeChannelMessage, type HookChannelMessage } from '../observe/channels'
 
 type PromClient = typeof import('prom-client')
 type Metric = import('prom-client').Metric
@@ -14,13 +14,6 @@ export const EVENT_METRICS = [
   'handshakes_total', 'messages_received_total', 'messages_sent_total', 'received_bytes_total', 'sent_bytes_total',
   'hook_duration_seconds', 'connection_duration_seconds'
 ] as const
-
-/** A channel subscription kept to the messages of one app. */
-function subscription<M extends { app: FastifyInstance }> (channel: import('node:diagnostics_channel').Channel, app: FastifyInstance, on: (message: M) => void): () => void {
-  const listener = (message: unknown): void => { if ((message as M).app === app) on(message as M) }
-  channel.subscribe(listener)
-  return () => { channel.unsubscribe(listener) }
-}
 
 /**
  * Beyond Kamailio's gauges: counters and histograms of what happens. Messages and bytes are read from the
@@ -52,9 +45,9 @@ export function eventMetrics (prom: PromClient, app: FastifyInstance, prefix: st
     lifetimes
   ]
   const stops = [
-    subscription<HandshakeChannelMessage>(handshakeChannel, app, (m) => { handshakes.inc({ result: m.result, status: String(m.status) }) }),
-    subscription<HookChannelMessage>(hookChannel, app, (m) => { hooks.observe({ hook: m.hook, outcome: m.outcome }, m.duration / 1000) }),
-    subscription<CloseChannelMessage>(closeChannel, app, (m) => { lifetimes.observe({ sub_protocol: m.subProtocol, closed_by: m.by }, m.lifetime / 1000) })
+    subscribeApp<HandshakeChannelMessage>(handshakeChannel, app, (m) => { handshakes.inc({ result: m.result, status: String(m.status) }) }),
+    subscribeApp<HookChannelMessage>(hookChannel, app, (m) => { hooks.observe({ hook: m.hook, outcome: m.outcome }, m.duration / 1000) }),
+    subscribeApp<CloseChannelMessage>(closeChannel, app, (m) => { lifetimes.observe({ sub_protocol: m.subProtocol, closed_by: m.by }, m.lifetime / 1000) })
   ]
   return { metrics, stop: () => { for (const stop of stops) stop() } }
 }

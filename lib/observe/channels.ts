@@ -101,6 +101,13 @@ export const messageChannel: Channel = channel(CHANNELS.message)
 export const closeChannel: Channel = channel(CHANNELS.close)
 export const hookChannel: Channel = channel(CHANNELS.hook)
 
+/** Listens on `channel` to the messages of one app; returns what stops it. */
+export function subscribeApp<M extends { app: FastifyInstance }> (channel: Channel, app: FastifyInstance, on: (message: M) => void): () => void {
+  const listener = (message: unknown): void => { if ((message as M).app === app) on(message as M) }
+  channel.subscribe(listener)
+  return () => { channel.unsubscribe(listener) }
+}
+
 /** Milliseconds since the epoch at `performance.now()` time `at`. */
 export function epochOf (at: number): number {
   return performance.timeOrigin + at

@@ -2,8 +2,15 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { expectTypeOf } from 'expect-type'
-import type WebSocket from 'ws'
-import sipWs, { LwscClient, errors, sipWs as named, type LwscError, type SipWsErrorCode, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../../lib'
+import { once } from 'node:events'
+import http2 from 'node:http2'
+import tls from 'node:tls'
+import WebSocket from 'ws'
+import { selfSignedCert } from '../helpers/lwsc'
+import { channel } from 'node:diagnostics_channel'
+import type { FastifyBaseLogger } from 'fastify'
+import { trace } from '@opentelemetry/api'
+import sipWs, { LwscClient, channels, errors, sipWs as named, type SipWsChannelMessages, type HandshakeChannelMessage, type HookChannelMessage, type MessageChannelMessage, type CloseChannelMessage, type OpenChannelMessage, type LogLevel, type TracerLike, type LwscError, type SipWsErrorCode, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../../lib'
 
 // Compile-time checks: `npm test` type-checks this file with tsc before running it.
 test('public types', async () => {
@@ -111,6 +118,76 @@ test('public types', async () => {
   await app.ready()
   assert.equal(typeof app.wsSend, 'function')
   await app.close()
+})
+
+test('public types: the route option, logLevel, otel, callback-style xhttp:request, ev.log and the channels', async () => {
+  expectTypeOf<{ logLevel: 'debug' }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ logLevel: 'loud' }>().not.toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<LogLevel>().toEqualTypeOf<'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'>()
+  expectTypeOf<{ route: { config: { rateLimit: { max: number } }, logLevel: 'warn' } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ route: { preHandler: (request: FastifyRequest, reply: FastifyReply, done: () => void) => void } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ route: { handler: () => void } }>().not.toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ otel: {} }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<{ otel: { tracer: ReturnType<typeof trace.getTracer> } }>().toMatchTypeOf<SipWsOptions>()
+  expectTypeOf<ReturnType<typeof trace.getTracer>>().toMatchTypeOf<TracerLike>()
+
+  const app = Fastify()
+  await app.register(sipWs, { route: { onRequest: async () => {}, config: { anything: true } }, logLevel: 'debug', otel: { tracer: trace.getTracer('t') } })
+  app.addWsHook('xhttp:request', function (request, _reply, done) {
+    expectTypeOf(request).toEqualTypeOf<FastifyRequest>()
+    expectTypeOf(done).toEqualTypeOf<(err?: Error | null) => void>()
+    done()
+  })
+  app.addWsHook('xhttp:request', async (request) => { expectTypeOf(request.ws).toEqualTypeOf<boolean>() })
+  app.addWsHook('websocket:open', (ev) => { expectTypeOf(ev.log).toEqualTypeOf<FastifyBaseLogger>() })
+  app.addWsHook('websocket:message', (msg) => { expectTypeOf(msg.log).toEqualTypeOf<FastifyBaseLogger>() })
+  app.addWsHook('websocket:closed', (ev) => { expectTypeOf(ev.log).toEqualTypeOf<FastifyBaseLogger>() })
+
+  expectTypeOf(channels.handshake).toEqualTypeOf<'fastify-sip-ws:handshake'>()
+  expectTypeOf<SipWsChannelMessages[typeof channels.handshake]>().toEqualTypeOf<HandshakeChannelMessage>()
+  expectTypeOf<SipWsChannelMessages[typeof channels.open]>().toEqualTypeOf<OpenChannelMessage>()
+  expectTypeOf<SipWsChannelMessages[typeof channels.message]>().toEqualTypeOf<MessageChannelMessage>()
+  expectTypeOf<SipWsChannelMessages[typeof channels.close]>().toEqualTypeOf<CloseChannelMessage>()
+  expectTypeOf<SipWsChannelMessages[typeof channels.hook]>().toEqualTypeOf<HookChannelMessage>()
+  expectTypeOf<HandshakeChannelMessage['result']>().toEqualTypeOf<'accepted' | 'refused' | 'timed_out'>()
+  expectTypeOf<MessageChannelMessage['direction']>().toEqualTypeOf<'in' | 'out'>()
+  expectTypeOf<HookChannelMessage['hook']>().toEqualTypeOf<'xhttp:request' | 'rpc:request' | 'websocket:open' | 'websocket:message' | 'websocket:closed' | 'cluster:node-down'>()
+  expectTypeOf<HandshakeChannelMessage['app']>().toEqualTypeOf<FastifyInstance>()
+  assert.deepEqual(Object.values(channels).map((name) => channel(name).name), Object.values(channels))
+  await app.ready()
+  await app.close()
+})
+
+test('an http2 server that takes HTTP/1.1 too: upgrades over TLS work and handshakeTimeout drops a silent HTTP/1.1 client', async (t) => {
+  const { key, cert } = await selfSignedCert()
+  const app = Fastify({ http2: true, https: { allowHTTP1: true, key, cert } })
+  await app.register(sipWs, { handshakeTimeout: 300 })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.after(async () => { await app.close() })
+  const port = (app.server.address() as { port: number }).port
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/`, ['sip'], { ca: cert })
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  ws.terminate()
+  const silent = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
+  let answer = ''
+  silent.on('data', (chunk: Buffer) => { answer += chunk.toString() })
+  await once(silent, 'close')
+  assert.match(answer, /^HTTP\/1\.1 408 Request Timeout/)
+  assert.deepEqual([app.wsStats().ws_successful_handshakes, app.wsStats().ws_handshake_timeouts], [1, 1])
+})
+
+test('an http2 server alone (no HTTP/1.1) times nothing', async (t) => {
+  const app = Fastify({ http2: true })
+  await app.register(sipWs, { handshakeTimeout: 100 })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.after(async () => { await app.close() })
+  const session = http2.connect(`http://127.0.0.1:${(app.server.address() as { port: number }).port}`)
+  session.on('error', () => {})
+  await once(session, 'connect')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(session.destroyed, false, 'an idle h2 session outlives handshakeTimeout')
+  session.destroy()
+  assert.equal(app.wsStats().ws_handshake_timeouts, 0)
 })
 
 const CODES = [

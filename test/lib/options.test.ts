@@ -110,6 +110,24 @@ describe('options', () => {
     })
   }
 
+  test('path, route, logLevel and otel: what a route takes, named when wrong', () => {
+    const s = resolveSettings({ logLevel: 'debug', route: { config: { rateLimit: { max: 3 } } }, otel: {} })
+    assert.deepEqual([s.logLevel, s.route?.config, s.otel], ['debug', { rateLimit: { max: 3 } }, {}])
+    assert.equal(resolveSettings({}).logLevel, 'info')
+    assert.equal(resolveSettings({}).route, undefined)
+    const hook = async (): Promise<void> => {}
+    assert.equal(resolveSettings({ route: { preHandler: hook } }).route?.preHandler, hook, 'a hook is passed on as it is')
+    const wrong: Array<[unknown, RegExp]> = [
+      [{ path: '/ws*' }, /^Invalid option "path": expected a path starting with "\/", without "\*", "\?" or "#", or a non-empty list of them, got "\/ws\*"$/],
+      [{ path: ['/a', '/b?x'] }, /^Invalid option "path"/],
+      [{ route: { handler: hook } }, /^Invalid option "route\.handler"/],
+      [{ route: { logLevel: 'loud' } }, /^Invalid option "route\.logLevel": expected fatal, error, warn, info, debug, trace, silent, got "loud"$/],
+      [{ logLevel: 'loud' }, /^Invalid option "logLevel": expected fatal, error, warn, info, debug, trace, silent, got "loud"$/],
+      [{ otel: { exporter: {} } }, /^Invalid option "otel\.exporter"/]
+    ]
+    for (const [options, message] of wrong) assert.throws(() => resolveSettings(options), { code: 'FST_SIPWS_INVALID_OPTION', message }, JSON.stringify(options))
+  })
+
   test('keepaliveProcesses is accepted and logged as ignored', async () => {
     const lines: string[] = []
     const app = Fastify({ logger: { level: 'info', stream: { write: (l: string) => { lines.push(l) } } } })
