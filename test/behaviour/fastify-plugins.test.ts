@@ -62,6 +62,8 @@ describe('@fastify/rate-limit', () => {
     assert.deepEqual(gets, [200, 200, 200, 429, 429])
     assert.deepEqual(upgrades.map((a) => a.headers['x-ratelimit-remaining']), ['2', '1', '0', '0', '0'])
     assert.equal(upgrades[0].headers['x-ratelimit-limit'], '3')
+    assert.ok(Number(upgrades[0].headers['x-ratelimit-reset']) > 0)
+    assert.ok(Number(upgrades[3].headers['retry-after']) > 0)
     assert.equal(app.wsStats().ws_successful_handshakes, 3)
   })
 
