@@ -92,9 +92,9 @@ export async function handle (methods: Record<string, Method>, body: string): Pr
 /**
  * Registers the POST route in its own context so its raw-body parser and its access check do not touch
  * the app's other routes. The OPTIONS route is there even when no origin is listed, so that a CORS plugin's
- * catch-all preflight answer (@fastify/cors's, which echoes any origin) never speaks for /RPC: a page's
- * preflight meets the endpoint's own Origin check, and OPTIONS without one gets the app's 404 unless some
- * origin is listed. `config.cors: false` keeps @fastify/cors's headers off both routes.
+ * catch-all preflight answer (@fastify/cors's, which echoes any origin) never speaks for /RPC: with origins
+ * listed a preflight meets the endpoint's own Origin check, and with none it gets the app's 404, as without
+ * such a plugin. `config.cors: false` keeps @fastify/cors's headers off both routes.
  */
 export async function registerRpc (app: FastifyInstance, options: RpcOptions, hooks: Hooks, parts: RpcParts): Promise<void> {
   const methods = rpcMethods(parts)
@@ -102,10 +102,10 @@ export async function registerRpc (app: FastifyInstance, options: RpcOptions, ho
   await app.register(async function sipWsRpc (child) {
     child.removeAllContentTypeParsers()
     child.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => { done(null, body) })
-    child.addHook('onRequest', rpcAccessHook(options))
-    const listed = options.allowedOrigins.length > 0
-    child.options(options.path, { config }, async (request, reply) => listed ? await preflight(request, reply) : reply.callNotFound())
-    child.post(options.path, { config }, async (request: FastifyRequest, reply: FastifyReply) => {
+    const onRequest = rpcAccessHook(options)
+    if (options.allowedOrigins.length > 0) child.options(options.path, { config, onRequest }, preflight)
+    else child.options(options.path, { config }, async (_request, reply) => reply.callNotFound())
+    child.post(options.path, { config, onRequest }, async (request: FastifyRequest, reply: FastifyReply) => {
       if (await hooks.runRequest('rpc:request', request, reply)) return reply
       const { status, payload } = await handle(methods, typeof request.body === 'string' ? request.body : '')
       if (status === 204) return await reply.code(204).send()

@@ -1,9 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Connection } from './connection'
+import type { Connection, ConnectionLog } from './connection'
 
 /**
  * A message as the `websocket:message` hooks get it. A class rather than a literal so its `log` (the
- * connection's logger) sits on the prototype, out of the message's keys, at the cost of one field: an
+ * connection's logger, not the connection: a message kept keeps no socket alive) sits on the prototype,
+ * out of the message's keys, at the cost of one field: an
  * own property made non-enumerable per message costs about as much as the rest of the message path.
  * One shape for text and binary (the `WsMessage` union is for the hooks' types), so the site that makes
  * it stays monomorphic.
@@ -15,7 +16,7 @@ export class MessageEvent {
   readonly subProtocol: string
   readonly remoteAddress: string
   readonly remotePort: number
-  readonly #conn: Connection
+  readonly #logs: ConnectionLog
 
   constructor (conn: Connection, data: Buffer, binary: boolean) {
     this.id = conn.id
@@ -24,10 +25,10 @@ export class MessageEvent {
     this.subProtocol = conn.subProtocol
     this.remoteAddress = conn.remoteAddress
     this.remotePort = conn.remotePort
-    this.#conn = conn
+    this.#logs = conn.logs
   }
 
   get log (): FastifyBaseLogger {
-    return this.#conn.log
+    return this.#logs.log
   }
 }

@@ -134,7 +134,7 @@ export class Acceptor {
     telemetry.handshakeEnded(request, 101, conn)
     telemetry.opened(conn)
     if (hooks.has('websocket:open')) {
-      dispatcher.dispatch(conn, 'websocket:open', withLog(conn, {
+      dispatcher.dispatch(conn, 'websocket:open', withLog(conn.logs, {
         id: conn.id,
         subProtocol: conn.subProtocol,
         remoteAddress: conn.remoteAddress,

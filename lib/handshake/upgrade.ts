@@ -107,6 +107,12 @@ export class UpgradeRequests {
 
   /** The WebSocket routes' handler: every Fastify hook before it has let the request through. */
   readonly handle = (request: FastifyRequest, reply: FastifyReply): void => {
+    // The router is lenient where a WebSocket path is exact: a fragment ("/#x"), or another case or a
+    // trailing slash under the app's caseSensitive and ignoreTrailingSlash, is another path.
+    if (!this.settings.paths.has(pathOf(request.url))) {
+      void reply.callNotFound()
+      return
+    }
     const { hooks, admission } = this.parts
     if (!hooks.has('xhttp:request')) {
       this.handshake(request, reply)

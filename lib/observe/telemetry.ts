@@ -62,19 +62,19 @@ export class Telemetry {
   }
 
   opened (conn: Connection): void {
-    this.log[this.level]({ reqId: conn.requestId, connId: conn.id, id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, subProtocol: conn.subProtocol }, 'fastify-sip-ws: connection open')
+    this.log[this.level]({ reqId: conn.logs.requestId, connId: conn.id, id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, subProtocol: conn.subProtocol }, 'fastify-sip-ws: connection open')
     if (!openChannel.hasSubscribers) return
     openChannel.publish({
-      app: this.app, id: conn.id, subProtocol: conn.subProtocol, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, requestId: conn.requestId, createdAt: conn.createdAt
+      app: this.app, id: conn.id, subProtocol: conn.subProtocol, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, requestId: conn.logs.requestId, createdAt: conn.createdAt
     })
   }
 
   closed (conn: Connection, event: WsClosedEvent): void {
     const lifetime = Date.now() - conn.createdAt
-    this.log[this.level]({ reqId: conn.requestId, connId: conn.id, ...event, lifetime }, 'fastify-sip-ws: connection closed')
+    this.log[this.level]({ reqId: conn.logs.requestId, connId: conn.id, ...event, lifetime }, 'fastify-sip-ws: connection closed')
     if (!closeChannel.hasSubscribers) return
     closeChannel.publish({
-      app: this.app, id: conn.id, subProtocol: conn.subProtocol, code: event.code, reason: event.reason, by: event.by, requestId: conn.requestId, createdAt: conn.createdAt, lifetime
+      app: this.app, id: conn.id, subProtocol: conn.subProtocol, code: event.code, reason: event.reason, by: event.by, requestId: conn.logs.requestId, createdAt: conn.createdAt, lifetime
     })
   }
 

@@ -45,6 +45,8 @@ describe('Telemetry', () => {
       assert.equal({ ...event }.log, undefined)
     }
     assert.equal(JSON.stringify(events.at(-1)).includes('"log"'), false, 'a logged closed event shows its fields only')
+    // An open or closed event is still a plain object to a strict comparison with its fields.
+    for (const event of [events[0], events.at(-1)]) assert.deepStrictEqual(event, { ...event })
   })
 
   test('logLevel: the lines at the level given; "debug" under an info logger or "silent" writes none', async (t) => {
