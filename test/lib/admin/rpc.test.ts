@@ -225,6 +225,17 @@ describe('handle(): JSON-RPC 2.0 with Kamailio\'s faults, on methods of the test
     }
   })
 
+  test('a method that throws null or undefined is a bare 500 too, and the batch it is in goes on', async () => {
+    const { methods, calls } = recorded()
+    for (const err of [null, undefined]) {
+      const fails: Method = () => { throw err }
+      assert.deepEqual(await handle({ fails }, body({ jsonrpc: '2.0', method: 'fails', id: 1 })), { status: 500, payload: { jsonrpc: '2.0', error: { code: 500, message: 'Internal error' }, id: 1 } }, String(err))
+      const batch = await handle({ ...methods, fails }, body([{ jsonrpc: '2.0', method: 'fails', id: 1 }, { jsonrpc: '2.0', method: 'echo', params: [String(err)], id: 2 }]))
+      assert.deepEqual(batch.payload, [{ jsonrpc: '2.0', error: { code: 500, message: 'Internal error' }, id: 1 }, { jsonrpc: '2.0', result: [String(err)], id: 2 }])
+    }
+    assert.equal(calls.length, 2)
+  })
+
   test('a batch runs its calls one at a time in the order written, even when they are async', async () => {
     const order: string[] = []
     const turns = async (n: number): Promise<void> => { for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve)) }
