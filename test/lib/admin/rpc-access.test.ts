@@ -220,7 +220,7 @@ describe('rpcAccessHook and preflight on a Fastify app of their own', () => {
   test('a script (no Origin, no Sec-Fetch-Site other than "none") passes to the route untouched: no CORS header, no Vary while nothing is listed', async (t) => {
     const g = await guarded({ allowedOrigins: [] })
     t.after(async () => { await g.app.close() })
-    for (const headers of [{}, { 'Sec-Fetch-Site': 'none' }]) {
+    for (const headers of [{}, { 'Sec-Fetch-Site': 'none' }] as Array<Record<string, string>>) {
       const res = await httpRequest(g.port, 'POST', '/rpc', headers)
       assert.deepEqual([res.status, res.body], [200, 'ran'])
       assert.deepEqual(res.headerLines.filter(([name]) => name === 'vary' || name.startsWith('access-control-')), [])

@@ -224,7 +224,7 @@ describe('Acceptor', () => {
   const PEER: ConnectionAddress = { remoteAddress: '198.51.100.5', remotePort: 5062, socketAddress: '10.0.0.9', socketPort: 40001, localAddress: '127.0.0.1', localPort: 5066, transport: 'wss' }
   let s: StartedEdge
   let acceptor: Acceptor
-  let head = Buffer.alloc(0)
+  let head: Buffer = Buffer.alloc(0)
   const replies: FastifyReply[] = []
   const messages: WsMessage[] = []
   const opened: WsOpenEvent[] = []

@@ -273,7 +273,7 @@ describe('checkRequest on requests Node parsed', () => {
       { Connection: 'UPGRADE' },
       { 'Sec-WebSocket-Version': ' 13' },
       { 'Sec-WebSocket-Protocol': null }
-    ]) assert.equal(await probe.ask(lines(extra)), null, JSON.stringify(extra))
+    ] as Array<Record<string, string | null>>) assert.equal(await probe.ask(lines(extra)), null, JSON.stringify(extra))
   })
 
   test('each refusal in full: status, headers and the message naming what was wrong', async () => {

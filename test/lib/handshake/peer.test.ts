@@ -140,8 +140,9 @@ describe('behind a reverse proxy (Fastify trustProxy)', () => {
 
 describe('peerAddress and clientAddress on real requests', () => {
   /** An app whose GET /peer answers peerAddress (with the request's socket) and clientAddress as JSON. */
-  async function peerApp (fastifyOptions: FastifyServerOptions, host = '127.0.0.1'): Promise<{ app: FastifyInstance, port: number }> {
-    const app = Fastify(fastifyOptions)
+  async function peerApp (fastifyOptions: FastifyServerOptions & { https?: { key: string, cert: string } }, host = '127.0.0.1'): Promise<{ app: FastifyInstance, port: number }> {
+    // Fastify's types give an `https` app another instance type; the route is the same.
+    const app = Fastify(fastifyOptions as FastifyServerOptions)
     app.get('/peer', async (request) => ({ peer: peerAddress(request, request.raw.socket), client: clientAddress(request), socketPort: request.raw.socket.remotePort }))
     await app.listen({ host, port: 0 })
     return { app, port: (app.server.address() as AddressInfo).port }
