@@ -337,7 +337,7 @@ describe('the Connection state machine on a real ws pair', () => {
     broken.conn.failed()
     broken.client.terminate()
     await broken.serverClosed
-    assert.equal(broken.finished[0]?.by, 'error')
+    assert.deepEqual(broken.finished.map((e) => [e?.by, e?.code]), [['error', 1006]], 'nothing of ours was sent: the code is what ws saw')
 
     const closing = await pair(t)
     closing.conn.close('local', 1000, 'Normal closure')
