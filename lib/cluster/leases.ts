@@ -37,10 +37,12 @@ export class Leases implements IdSource {
     keyPrefix: string,
     private readonly instance: string,
     ttlMs: number,
-    private readonly log: FastifyBaseLogger
+    private readonly log: FastifyBaseLogger,
+    /** How long the presence outlives a renewal: as long as silence may last before it is checked. */
+    presenceMs = ttlMs
   ) {
     this.lease = new SlotLease(link.commands, keyPrefix, instance, ttlMs)
-    this.presence = new Presence(link.commands, keyPrefix, instance, ttlMs)
+    this.presence = new Presence(link.commands, keyPrefix, instance, presenceMs)
   }
 
   /** The prefix new ids are made under (-1 before the first lease). */

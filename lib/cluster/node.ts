@@ -62,13 +62,16 @@ export class RedisCluster implements Cluster {
 
   constructor (pair: RedisPair, private readonly settings: ClusterSettings, private readonly log: FastifyBaseLogger, events: ClusterEvents) {
     const { nodeTimeout } = settings
-    // Heartbeats four times per nodeTimeout; a node three beats silent is checked in Redis.
+    // Heartbeats and renewals four times per nodeTimeout. A node three beats silent is checked in Redis,
+    // where its presence, renewed with its last beat, has run out just then if it is gone: known within
+    // nodeTimeout.
     this.beatMs = Math.max(50, Math.floor(nodeTimeout / 4))
+    const silenceMs = nodeTimeout - this.beatMs
     this.link = new RedisLink(pair, this.instance, log, () => { this.tick() })
     this.channels = new Channels(settings.prefix)
-    this.membership = new Membership(nodeTimeout - this.beatMs)
+    this.membership = new Membership(silenceMs)
     this.requests = new Requests(settings.requestTimeout)
-    this.ids = new Leases(this.link, this.channels, settings.prefix, this.instance, nodeTimeout, log)
+    this.ids = new Leases(this.link, this.channels, settings.prefix, this.instance, nodeTimeout, log, silenceMs)
     const parts: NodeParts = { instance: this.instance, nodeTimeout, link: this.link, channels: this.channels, leases: this.ids, membership: this.membership, requests: this.requests, log }
     this.remote = new Operations(parts)
     this.heartbeats = new Heartbeats(parts, () => this.local.size, events.nodeDown)
@@ -88,6 +91,8 @@ export class RedisCluster implements Cluster {
   async start (local: LocalConnections): Promise<void> {
     this.local = local
     this.remote.serve(local)
+    // Listening before subscribing: an announce that comes between the two must not be missed.
+    this.link.subscriber.on('messageBuffer', this.onMessage)
     try {
       await this.link.connect(this.settings.connectTimeout, async () => {
         await this.ids.take()
@@ -97,9 +102,9 @@ export class RedisCluster implements Cluster {
       })
     } catch (err) {
       this.stopped = true
+      this.link.subscriber.off('messageBuffer', this.onMessage)
       throw err
     }
-    this.link.subscriber.on('messageBuffer', this.onMessage)
     this.timer = setInterval(this.tick, this.beatMs).unref()
     this.stall.tick(Date.now())
     this.heartbeats.beat()
