@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
 import type WebSocket from 'ws'
 import { until } from './pool'
@@ -29,6 +30,31 @@ export interface Traffic {
    * null while one has not.
    */
   backAfter: (since: number) => number | null
+  /**
+   * Waits until traffic is back both ways after `since` (bounded), then lets it run `moreMs`; resolves
+   * with how long it took to come back.
+   */
+  backWithin: (since: number, moreMs: number) => Promise<number>
+}
+
+/** The counts in one line, for a test's diagnostic. */
+export function described (counts: TrafficCounts): string {
+  return `plain ${JSON.stringify(counts.plain)}; confirmed ${JSON.stringify(counts.confirmed)}; drops logged ${counts.dropsLogged}; lost silently ${counts.lostSilently}`
+}
+
+/**
+ * What an outage (Redis restarted, a failover) may cost and nothing more: calls refused or failed with a
+ * typed error while it lasts, never a message lost silently, a confirmed send left unsettled or one said
+ * delivered that was not, and never a live connection called gone.
+ */
+export function assertNothingLost (counts: TrafficCounts): void {
+  assert.equal(counts.lostSilently, 0, 'every plain send said true was delivered or logged dropped')
+  assert.equal(counts.confirmed.trueNotDelivered, 0)
+  assert.equal(counts.confirmed.unsettled, 0, 'every confirmed send settled')
+  assert.equal(counts.confirmed.false, 0, 'a live connection is never called gone')
+  assert.deepEqual(Object.keys(counts.confirmed.rejected).filter((code) => !['FST_SIPWS_CLUSTER_UNAVAILABLE', 'FST_SIPWS_CLUSTER_TIMEOUT'].includes(code)), [], 'failures are typed')
+  assert.equal(counts.plain.sent, counts.plain.true + counts.plain.false)
+  assert.ok(counts.plain.delivered > 0 && counts.confirmed.true > 0, 'traffic flowed')
 }
 
 const DROPPED = /operation (for|from) another node dropped/
@@ -72,10 +98,17 @@ export async function startTraffic (a: TrafficNode, b: TrafficNode, everyMs: num
     const drops = [a, b].reduce((n, node) => n + node.entries.filter((e) => DROPPED.test(e.msg ?? '')).length, 0) - dropsBefore
     return [...saidTrue].filter((t) => arrived.has(t)).length + drops >= saidTrue.size && [...confirmedTrue].every((t) => arrived.has(t))
   }
+  const backAfter = (since: number): number | null => {
+    const at = ['ab', 'ba'].map((dir) => firstOk.find((e) => e.dir === dir && e.at >= since)?.at)
+    return at.some((x) => x === undefined) ? null : Math.max(...at as number[]) - since
+  }
   return {
-    backAfter: (since) => {
-      const at = ['ab', 'ba'].map((dir) => firstOk.find((e) => e.dir === dir && e.at >= since)?.at)
-      return at.some((x) => x === undefined) ? null : Math.max(...at as number[]) - since
+    backAfter,
+    backWithin: async (since, moreMs) => {
+      await until(() => backAfter(since) !== null, 10_000, () => 'traffic back both ways', 20)
+      const resumed = performance.now()
+      await until(() => performance.now() - resumed >= moreMs, moreMs + 5000, () => 'more traffic', 50)
+      return backAfter(since) ?? -1
     },
     stop: async () => {
       clearInterval(timer)

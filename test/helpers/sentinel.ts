@@ -55,9 +55,10 @@ export async function startSentinels (): Promise<SentinelSet> {
     rmSync(dir, { recursive: true, force: true })
   }
   try {
-    const master = await startRedis()
+    // In the set's own directory: a replica writes the master's snapshot to disk as it syncs.
+    const master = await startRedis(['--dir', dir])
     started.push(master)
-    const replica = await startRedis(['--replicaof', '127.0.0.1', String(master.port)])
+    const replica = await startRedis(['--dir', dir, '--replicaof', '127.0.0.1', String(master.port)])
     started.push(replica)
     const sentinels: RedisServer[] = []
     for (let i = 0; i < 3; i++) {
