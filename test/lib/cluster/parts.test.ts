@@ -13,9 +13,10 @@ import type { Views } from '../../../lib/cluster/views'
 
 // Compile-time checks: `npm test` type-checks this file with tsc before running it.
 describe('NodeParts, what a node shares with its jobs', () => {
-  test('holds exactly the node\'s name, its Redis link and channels, its leases, membership, open requests and logger', () => {
+  test('holds exactly the node\'s name, its nodeTimeout, its Redis link and channels, its leases, membership, open requests and logger', () => {
     expectTypeOf<NodeParts>().toEqualTypeOf<{
       instance: string
+      nodeTimeout: number
       link: RedisLink
       channels: Channels
       leases: Leases
@@ -23,7 +24,7 @@ describe('NodeParts, what a node shares with its jobs', () => {
       requests: Requests
       log: FastifyBaseLogger
     }>()
-    expectTypeOf<keyof NodeParts>().toEqualTypeOf<'instance' | 'link' | 'channels' | 'leases' | 'membership' | 'requests' | 'log'>()
+    expectTypeOf<keyof NodeParts>().toEqualTypeOf<'instance' | 'nodeTimeout' | 'link' | 'channels' | 'leases' | 'membership' | 'requests' | 'log'>()
   })
 
   test('is what each job is built from', () => {
