@@ -50,6 +50,7 @@ declare namespace sipWs {
   export type MissingNode = api.MissingNode
   export type RedisSource = api.RedisSource
   export type RedisClientLike = api.RedisClientLike
+  export type RedisSentinelOptions = api.RedisSentinelOptions
   export type ClusterNodeDownHook = api.ClusterNodeDownHook
   export type SipWsChannelMessages = api.SipWsChannelMessages
   export type HandshakeChannelMessage = api.HandshakeChannelMessage
@@ -61,6 +62,9 @@ declare namespace sipWs {
   export type LogLevel = api.LogLevel
   export type RouteHooks = api.RouteHooks
   export type TracerLike = api.TracerLike
+  export type ClusterRejoinedHook = api.ClusterRejoinedHook
+  export type ClusterRejoinedEvent = api.ClusterRejoinedEvent
+  export type RejoinReason = api.RejoinReason
 }
 
 // Node's ESM loader finds a CommonJS module's named exports by reading its source for these assignments

@@ -10,7 +10,7 @@ import { selfSignedCert } from '../helpers/lwsc'
 import { channel } from 'node:diagnostics_channel'
 import type { FastifyBaseLogger } from 'fastify'
 import { trace } from '@opentelemetry/api'
-import sipWs, { LwscClient, channels, errors, sipWs as named, type SipWsChannelMessages, type HandshakeChannelMessage, type HookChannelMessage, type MessageChannelMessage, type CloseChannelMessage, type OpenChannelMessage, type LogLevel, type TracerLike, type LwscError, type SipWsErrorCode, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../../lib'
+import sipWs, { LwscClient, channels, errors, sipWs as named, type SipWsChannelMessages, type HandshakeChannelMessage, type HookChannelMessage, type MessageChannelMessage, type CloseChannelMessage, type OpenChannelMessage, type LogLevel, type TracerLike, type WsHookName, type LwscError, type SipWsErrorCode, type ClusterDump, type ClusterNodeInfo, type WsCluster, type ConnectionInfo, type DumpResult, type SipWsOptions, type StatsSnapshot, type WsBinaryMessage, type WsClosedEvent, type WsData, type WsMessage, type WsOpenEvent, type WsTextMessage } from '../../lib'
 
 // Compile-time checks: `npm test` type-checks this file with tsc before running it.
 test('public types', async () => {
@@ -102,6 +102,12 @@ test('public types', async () => {
     expectTypeOf(node).toEqualTypeOf<ClusterNodeInfo>()
     expectTypeOf(node.prefixes).toEqualTypeOf<number[]>()
   })
+  app.addWsHook('cluster:rejoined', async ({ instance, reason, gapMs }) => {
+    expectTypeOf(instance).toBeString()
+    expectTypeOf(reason).toEqualTypeOf<'lease-expired' | 'lease-lost' | 'stalled'>()
+    expectTypeOf(gapMs).toBeNumber()
+  })
+  expectTypeOf<{ cluster: { redis: { sentinels: [{ host: '127.0.0.1', port: 26379 }], name: 'mymaster' } } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ cluster: { redis: 'redis://127.0.0.1:6379', nodeTimeout: number } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ cluster: { redis: { host: string, port: number } } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf(app.lwsc).toEqualTypeOf<LwscClient>()
@@ -151,7 +157,7 @@ test('public types: the route option, logLevel, otel, callback-style xhttp:reque
   expectTypeOf<SipWsChannelMessages[typeof channels.hook]>().toEqualTypeOf<HookChannelMessage>()
   expectTypeOf<HandshakeChannelMessage['result']>().toEqualTypeOf<'accepted' | 'refused' | 'timed_out'>()
   expectTypeOf<MessageChannelMessage['direction']>().toEqualTypeOf<'in' | 'out'>()
-  expectTypeOf<HookChannelMessage['hook']>().toEqualTypeOf<'xhttp:request' | 'rpc:request' | 'websocket:open' | 'websocket:message' | 'websocket:closed' | 'cluster:node-down'>()
+  expectTypeOf<HookChannelMessage['hook']>().toEqualTypeOf<WsHookName>()
   expectTypeOf<HandshakeChannelMessage['app']>().toEqualTypeOf<FastifyInstance>()
   assert.deepEqual(Object.values(channels).map((name) => channel(name).name), Object.values(channels))
   await app.ready()
