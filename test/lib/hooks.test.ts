@@ -185,7 +185,7 @@ describe('the Hooks class', () => {
     const app = Fastify()
     assert.throws(() => { hooks.add(app, 'websocket:opened' as 'websocket:open', () => {}) }, (err: Error & { code?: string }) => {
       assert.equal(err.code, 'FST_SIPWS_UNKNOWN_HOOK')
-      assert.equal(err.message, 'Unknown hook "websocket:opened"; expected one of xhttp:request, rpc:request, websocket:open, websocket:message, websocket:closed, cluster:node-down')
+      assert.equal(err.message, 'Unknown hook "websocket:opened"; expected one of xhttp:request, rpc:request, websocket:open, websocket:message, websocket:closed, cluster:node-down, cluster:rejoined')
       return true
     })
     assert.throws(() => { hooks.add(app, 'websocket:open', 'fn' as unknown as () => void) }, { code: 'FST_SIPWS_HOOK_NOT_FUNCTION', message: 'The websocket:open hook must be a function, got string' })
