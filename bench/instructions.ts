@@ -23,7 +23,8 @@ import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { type Loader, withLoader } from './loader'
-import type { TargetKind, TargetReply } from './target'
+import { targetOf } from './ablate'
+import type { TargetReply } from './target'
 
 const run = promisify(execFile)
 const argv = process.argv.slice(2)
@@ -36,13 +37,6 @@ const ANNOTATE = Number(arg('--annotate', '0'))
 const KEEP = arg('--keep', '')
 const CONNS = 50
 
-const KINDS: Record<string, { kind: TargetKind, env: Record<string, string> }> = {
-  A: { kind: 'A', env: {} },
-  'A-async': { kind: 'A-async', env: {} },
-  'A-js': { kind: 'A', env: { WS_NO_BUFFER_UTIL: '1' } },
-  B: { kind: 'B', env: {} },
-  C: { kind: 'C', env: {} }
-}
 
 interface Count {
   target: string
@@ -62,7 +56,7 @@ const COMPILER = /compiler::|maglev|Turbofan|OptimizingCompile|Zone::|RegisterAl
 const CALLERS = /\(below main\)|libc_start|:main$|NodeMainInstance|node::Start|SpinEventLoop|clone\.S|start_thread|0x000000000001ab70|Worker::Run|StartThread|PROGRAM TOTALS/
 
 async function measure (name: string, size: number, loader: Loader, dir: string): Promise<Count> {
-  const { kind, env } = KINDS[name]
+  const { kind, env } = targetOf(name)
   const outFile = join(dir, `${name}-${size}.%p`)
   // V8 also writes a log beside the map: into the temp dir, not the working tree.
   const perfMap = ANNOTATE > 0 ? ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`] : []

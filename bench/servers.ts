@@ -20,6 +20,8 @@ export interface Target {
   /** How long memory must stop falling before a baseline is taken (Kamailio frees connections late). */
   settleMs: number
   stop: () => Promise<void>
+  /** A Node target's IPC: sends a command, resolves with its answer (bench/target.ts lists them). */
+  ask?: <T>(command: object) => Promise<T>
 }
 
 const TSX = ['--import', 'tsx']
@@ -32,16 +34,18 @@ export async function startNodeTarget (kind: TargetKind, name: string, env: Reco
     once(child, 'exit').then(([code]) => { throw new Error(`target ${name} exited (${String(code)}) before it listened`) })
   ])
   if (!('port' in first)) throw new Error(`target ${name} did not start`)
+  const ask = async <T>(command: object): Promise<T> => {
+    child.send(command)
+    const [reply] = await once(child, 'message') as [T]
+    return reply
+  }
   return {
     name,
     port: first.port,
     pids: () => processTree(child.pid ?? 0),
     settleMs: 0,
-    memory: async () => {
-      child.send({ cmd: 'mem' })
-      const [reply] = await once(child, 'message') as [{ mem: TargetMemory }]
-      return reply.mem.rss
-    },
+    memory: async () => (await ask<{ mem: TargetMemory }>({ cmd: 'mem' })).mem.rss,
+    ask,
     stop: async () => { child.kill(); if (child.exitCode === null) await once(child, 'exit') }
   }
 }
