@@ -5,6 +5,15 @@ import type { Connection } from './registry'
 /** What a waiting message costs beyond its bytes: the event object and the queue slot. */
 export const MESSAGE_OVERHEAD = 128
 
+/** One queue's handlers for its awaited hook promises; stale once a timeout moved the queue on. */
+interface Settle {
+  stale: boolean
+  /** The hook whose promise outlived hookTimeout, for the log line of its late failure. */
+  hook: EventHookName
+  fulfilled: () => void
+  rejected: (err: unknown) => void
+}
+
 interface Task {
   name: EventHookName
   event: { id: number }
@@ -23,8 +32,12 @@ export class HookQueue {
   paused = false
   /** A hook's promise is awaited now. */
   awaiting = false
-  /** Bumped when the awaited promise settles or times out, so a late settle of an older one is ignored. */
-  generation = 0
+  /**
+   * What a settled hook promise calls, made once and reused for every promise this queue awaits, until a
+   * promise outlives hookTimeout: then it is left to that promise (a late settle finds itself stale) and
+   * the next await gets a new one.
+   */
+  settle: Settle | null = null
   /** Bytes, plus bookkeeping, of the messages waiting. */
   cost = 0
   name: EventHookName = 'websocket:open'
@@ -142,23 +155,36 @@ export class HookDispatcher {
   }
 
   private wait (conn: Connection, queue: HookQueue, pending: PromiseLike<unknown>): void {
-    const generation = ++queue.generation
-    const name = queue.name
     queue.awaiting = true
     // One timer per connection, re-armed for each awaited hook rather than created anew.
     if (queue.timer === null) queue.timer = setTimeout(this.onTimeout, this.settings.hookTimeout, conn).unref()
     else queue.timer.refresh()
-    pending.then(() => { this.settled(conn, generation) }, (err: unknown) => {
-      if (generation !== queue.generation) this.log.warn({ err, id: conn.id, hook: name }, 'fastify-sip-ws: %s hook failed after hookTimeout', name)
-      else this.hooks.failed(name, conn.id, err)
-      this.settled(conn, generation)
-    })
+    const settle = queue.settle ?? (queue.settle = this.handlers(conn, queue))
+    pending.then(settle.fulfilled, settle.rejected)
   }
 
-  private settled (conn: Connection, generation: number): void {
-    const queue = conn.queue
-    if (queue === null || queue.generation !== generation) return
-    queue.generation++
+  /**
+   * The handlers of a queue's awaited promises. A queue awaits one promise at a time, so the same pair
+   * serves every await (no closures per message) until a timeout moves on from a promise still pending.
+   */
+  private handlers (conn: Connection, queue: HookQueue): Settle {
+    const settle: Settle = {
+      stale: false,
+      hook: queue.name,
+      fulfilled: () => { if (!settle.stale) this.settled(conn, queue) },
+      rejected: (err: unknown) => {
+        if (settle.stale) {
+          this.log.warn({ err, id: conn.id, hook: settle.hook }, 'fastify-sip-ws: %s hook failed after hookTimeout', settle.hook)
+          return
+        }
+        this.hooks.failed(queue.name, conn.id, err)
+        this.settled(conn, queue)
+      }
+    }
+    return settle
+  }
+
+  private settled (conn: Connection, queue: HookQueue): void {
     queue.awaiting = false
     this.drive(conn, queue)
   }
@@ -168,9 +194,13 @@ export class HookDispatcher {
     const queue = conn.queue
     if (queue === null || !queue.awaiting) return
     this.log.warn({ id: conn.id, hook: queue.name, hookTimeout: this.settings.hookTimeout, waiting: queue.waiting }, 'fastify-sip-ws: %s hook still running after hookTimeout; moving on', queue.name)
-    queue.generation++
-    queue.awaiting = false
-    this.drive(conn, queue)
+    // The promise still pending keeps these handlers: whenever it settles, they find themselves stale.
+    if (queue.settle !== null) {
+      queue.settle.stale = true
+      queue.settle.hook = queue.name
+      queue.settle = null
+    }
+    this.settled(conn, queue)
   }
 
   /** Runs the rest of the current event's hooks, then the waiting events, until one awaits or none is left. */
