@@ -44,7 +44,13 @@ export class HookQueue {
   event: { id: number } | null = null
   /** The next hook of `name` to call for `event`. */
   index = 0
+  /**
+   * Armed while hooks may be awaited, and not moved for each await: when it fires, it times out the
+   * awaited hook if it has run for hookTimeout, or arms itself again for what that hook has left.
+   */
   timer: NodeJS.Timeout | null = null
+  /** Date.now() when the hook awaited now was called (the message's own time when it came with one). */
+  awaitedAt = 0
   // A FIFO array read from `first`: no shift() copying under a long backlog.
   private readonly tasks: Task[] = []
   private first = 0
@@ -110,8 +116,11 @@ export class HookDispatcher {
     return this.busyQueues
   }
 
-  /** Runs the event's hooks now, or queues the event behind this connection's running one. */
-  dispatch<K extends EventHookName> (conn: Connection, name: K, event: Parameters<WsHookMap[K]>[0], cost: number): void {
+  /**
+   * Runs the event's hooks now, or queues the event behind this connection's running one. `now` is the
+   * event's Date.now() when the caller has read it already (0: read it if a hook is awaited).
+   */
+  dispatch<K extends EventHookName> (conn: Connection, name: K, event: Parameters<WsHookMap[K]>[0], cost: number, now = 0): void {
     const queue = conn.queue
     if (queue !== null && queue.busy) {
       queue.push(name, event, cost)
@@ -125,7 +134,7 @@ export class HookDispatcher {
     for (let i = 0; i < list.length; i++) {
       const pending = this.hooks.call(list[i], name, event)
       if (pending !== undefined) {
-        this.begin(conn, name, event, i + 1, pending)
+        this.begin(conn, name, event, i + 1, pending, now)
         return
       }
     }
@@ -143,7 +152,7 @@ export class HookDispatcher {
     return idle
   }
 
-  private begin (conn: Connection, name: EventHookName, event: { id: number }, next: number, pending: PromiseLike<unknown>): void {
+  private begin (conn: Connection, name: EventHookName, event: { id: number }, next: number, pending: PromiseLike<unknown>, now: number): void {
     let queue = conn.queue
     if (queue === null) queue = conn.queue = new HookQueue()
     queue.busy = true
@@ -151,14 +160,13 @@ export class HookDispatcher {
     queue.name = name
     queue.event = event
     queue.index = next
-    this.wait(conn, queue, pending)
+    this.wait(conn, queue, pending, now)
   }
 
-  private wait (conn: Connection, queue: HookQueue, pending: PromiseLike<unknown>): void {
+  private wait (conn: Connection, queue: HookQueue, pending: PromiseLike<unknown>, now: number): void {
     queue.awaiting = true
-    // One timer per connection, re-armed for each awaited hook rather than created anew.
+    queue.awaitedAt = now !== 0 ? now : Date.now()
     if (queue.timer === null) queue.timer = setTimeout(this.onTimeout, this.settings.hookTimeout, conn).unref()
-    else queue.timer.refresh()
     const settle = queue.settle ?? (queue.settle = this.handlers(conn, queue))
     pending.then(settle.fulfilled, settle.rejected)
   }
@@ -192,7 +200,17 @@ export class HookDispatcher {
   // A timer callback with the connection as its argument: no closure per connection.
   private readonly onTimeout = (conn: Connection): void => {
     const queue = conn.queue
-    if (queue === null || !queue.awaiting) return
+    if (queue === null) return
+    queue.timer = null
+    if (!queue.awaiting) return
+    const { hookTimeout } = this.settings
+    const waited = Date.now() - queue.awaitedAt
+    if (waited < hookTimeout) {
+      // The hook awaited now began after this timer was armed. (A wall clock set back counts it anew.)
+      if (waited < 0) queue.awaitedAt = Date.now()
+      queue.timer = setTimeout(this.onTimeout, waited < 0 ? hookTimeout : hookTimeout - waited, conn).unref()
+      return
+    }
     this.log.warn({ id: conn.id, hook: queue.name, hookTimeout: this.settings.hookTimeout, waiting: queue.waiting }, 'fastify-sip-ws: %s hook still running after hookTimeout; moving on', queue.name)
     // The promise still pending keeps these handlers: whenever it settles, they find themselves stale.
     if (queue.settle !== null) {
@@ -211,7 +229,7 @@ export class HookDispatcher {
       while (queue.index < list.length) {
         const pending = this.hooks.call(list[queue.index++], queue.name, queue.event as { id: number })
         if (pending !== undefined) {
-          this.wait(conn, queue, pending)
+          this.wait(conn, queue, pending, 0)
           return
         }
       }

@@ -226,7 +226,7 @@ export class WsServer {
         localAddress: conn.localAddress,
         localPort: conn.localPort,
         request
-      }, 0)
+      }, 0, now)
     }
   }
 
@@ -264,7 +264,7 @@ export class WsServer {
         subProtocol: conn.subProtocol,
         remoteAddress: conn.remoteAddress,
         remotePort: conn.remotePort
-      } as WsMessage, data.length + MESSAGE_OVERHEAD)
+      } as WsMessage, data.length + MESSAGE_OVERHEAD, now)
     } finally {
       server.messageNow = 0
     }

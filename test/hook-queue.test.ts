@@ -246,4 +246,31 @@ describe('HookDispatcher (no sockets)', () => {
     assert.deepEqual(flow, ['pause', 'resume'])
     assert.equal(conn.queue?.busy, false)
   })
+
+  test('each awaited hook gets its own full hookTimeout, however long the connection has been busy', async () => {
+    const warned: Array<{ hook: string, at: number }> = []
+    const warnLog = { error () {}, warn (fields: { hook: string }) { warned.push({ hook: fields.hook, at: performance.now() }) } } as never
+    const hooks = new Hooks(warnLog)
+    const gates: Array<() => void> = []
+    // The first message's hook settles when told; the second's never does.
+    hooks.add({} as FastifyInstance, 'websocket:message', async (msg: WsMessage) => {
+      if (msg.data === 'first') await new Promise<void>((resolve) => { gates.push(resolve) })
+      else await new Promise<void>(() => {})
+    })
+    const HOOK_TIMEOUT = 300
+    const dispatcher = new HookDispatcher(hooks, { hookTimeout: HOOK_TIMEOUT, queueLimit: 1 << 20 }, { pause: () => {}, resume: () => {} }, warnLog)
+    const conn = entry(3)
+    const message = (data: string): WsMessage => ({ id: 3, data, binary: false, subProtocol: 'sip', remoteAddress: '', remotePort: 0 })
+    dispatcher.dispatch(conn, 'websocket:message', message('first'), 200)
+    dispatcher.dispatch(conn, 'websocket:message', message('second'), 200)
+    // The first hook runs for two thirds of hookTimeout; the second starts then and must get a whole one.
+    await new Promise((resolve) => setTimeout(resolve, HOOK_TIMEOUT * 2 / 3))
+    const secondStarted = performance.now()
+    gates.shift()?.()
+    await within((async () => { while (warned.length === 0) await new Promise((resolve) => setTimeout(resolve, 10)) })(), HOOK_TIMEOUT * 3 + LATE, () => 'no hookTimeout warning')
+    assert.equal(warned.length, 1)
+    assert.equal(warned[0].hook, 'websocket:message')
+    assert.ok(warned[0].at - secondStarted >= HOOK_TIMEOUT - 25, `timed out ${Math.round(warned[0].at - secondStarted)} ms after the second hook began`)
+    assert.equal(await dispatcher.whenIdle(LATE), true, 'the queue moved on')
+  })
 })
