@@ -33,7 +33,7 @@ const SIZE = Number(arg('--size', '0'))
 const ALLOC = argv.includes('--alloc')
 const out = (line = ''): void => { process.stdout.write(line + '\n') }
 
-interface Sample extends ProcCounters { ns: number, gc: GcCount }
+interface Sample extends ProcCounters { ns: number, gc: GcCount, newSpace: number }
 
 /** One window of exactly `count` round trips on `conns` connections; the target's counters across it. */
 async function window (loader: Loader, t: Target, conns: number, warmup: number, count: number): Promise<Sample> {
@@ -48,8 +48,8 @@ async function window (loader: Loader, t: Target, conns: number, warmup: number,
       } else if (before !== null) {
         const ns = cpuSeconds(t.pids()) * 1e9 - before.ns
         const counters = procDelta(before.counters, procCounters(t.pids()))
-        const { gc } = await ask<{ gc: GcCount }>({ cmd: 'gc' })
-        sample = { ...counters, ns, gc }
+        const { gc, newSpace } = await ask<{ gc: GcCount, newSpace: number }>({ cmd: 'gc' })
+        sample = { ...counters, ns, gc, newSpace }
       }
       loader.go()
     })()
@@ -105,11 +105,11 @@ async function measure (loader: Loader, targets: Target[], conns: number): Promi
   out()
   out(`Load average before: ${load0}; after: ${loadAverage()} (2 cores).`)
   out()
-  out('| target | CPU µs per round trip | user µs | system µs | C/target per CPU-second | A/target | minor faults per 1k | voluntary ctx switches per 1k | involuntary per 1k | minor GCs per 100k | GC ms per 100k |')
-  out('|---|---|---|---|---|---|---|---|---|---|---|')
+  out('| target | CPU µs per round trip | user µs | system µs | C/target per CPU-second | A/target | minor faults per 1k | voluntary ctx switches per 1k | involuntary per 1k | minor GCs per 100k | GC ms per 100k | new space MB |')
+  out('|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const t of targets) {
     const n = t.name
-    out(`| ${n} | ${f(per(n, (s) => s.ns, 1e-3), 2)} | ${f(per(n, (s) => s.user, 1e6), 2)} | ${f(per(n, (s) => s.system, 1e6), 2)} | ${samples.has('C') ? f(vs('C', n), 3) : ''} | ${samples.has('A') ? f(vs('A', n), 3) : ''} | ${f(per(n, (s) => s.minorFaults, 1000), 2)} | ${f(per(n, (s) => s.voluntary, 1000), 1)} | ${f(per(n, (s) => s.involuntary, 1000), 1)} | ${f(per(n, (s) => s.gc.minor, 1e5), 1)} | ${f(per(n, (s) => s.gc.ms, 1e5), 1)} |`)
+    out(`| ${n} | ${f(per(n, (s) => s.ns, 1e-3), 2)} | ${f(per(n, (s) => s.user, 1e6), 2)} | ${f(per(n, (s) => s.system, 1e6), 2)} | ${samples.has('C') ? f(vs('C', n), 3) : ''} | ${samples.has('A') ? f(vs('A', n), 3) : ''} | ${f(per(n, (s) => s.minorFaults, 1000), 2)} | ${f(per(n, (s) => s.voluntary, 1000), 1)} | ${f(per(n, (s) => s.involuntary, 1000), 1)} | ${f(per(n, (s) => s.gc.minor, 1e5), 1)} | ${f(per(n, (s) => s.gc.ms, 1e5), 1)} | ${f(spread((samples.get(n) ?? []).map((s) => s.newSpace / 2 ** 20)), 1)} |`)
   }
   out()
   if (!ALLOC) return

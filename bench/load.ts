@@ -14,7 +14,7 @@ import { CLOSE_FRAME, FrameSplitter, OP_PING, OP_TEXT, openWs, pongFrame, textFr
 export type LoadCommand =
   | { cmd: 'rtt', port: number, conns: number, warmupMs: number, seconds: number, localAddress: string, size?: number }
   | { cmd: 'exact', port: number, conns: number, warmup: number, count: number, localAddress: string, size?: number }
-  | { cmd: 'handshakes', port: number, concurrency: number, seconds: number, localAddresses: string[] }
+  | { cmd: 'handshakes', port: number, concurrency: number, seconds: number, localAddresses: string[], warmupMs?: number }
   | { cmd: 'hold', port: number, count: number, concurrency: number, localAddress: string }
   | { cmd: 'release' }
   | { cmd: 'lwsc', url: string, mode: 'reused' | 'pool' | 'fresh', seconds: number }
@@ -145,8 +145,15 @@ async function exactRoundTrips (c: Extract<LoadCommand, { cmd: 'exact' }>): Prom
 
 /** `concurrency` lanes, each opening a WebSocket (sub-protocol sip) and closing it with a Close frame. */
 async function handshakes (c: Extract<LoadCommand, { cmd: 'handshakes' }>): Promise<LoadResult> {
-  const window = new Window()
-  const end = nowMs() + c.seconds * 1000
+  // After the warm-up (a fresh target compiles its handshake path meanwhile), the window counts what
+  // completes inside it.
+  const warmupMs = c.warmupMs ?? 0
+  const end = nowMs() + warmupMs + c.seconds * 1000
+  let window: Window | null = warmupMs === 0 ? new Window() : null
+  const timers = [
+    setTimeout(() => { window = new Window() }, warmupMs),
+    setTimeout(() => { window?.end() }, warmupMs + c.seconds * 1000)
+  ]
   let done = 0
   let failed = 0
   let firstError: string | undefined
@@ -156,7 +163,7 @@ async function handshakes (c: Extract<LoadCommand, { cmd: 'handshakes' }>): Prom
       try {
         const { socket } = await openWs(c.port, localAddress, HANDSHAKE_TIMEOUT_MS)
         await closeCleanly(socket)
-        done++
+        if (window !== null && nowMs() < end) done++
       } catch (err) {
         failed++
         firstError ??= (err as Error).message
@@ -165,7 +172,8 @@ async function handshakes (c: Extract<LoadCommand, { cmd: 'handshakes' }>): Prom
     }
   }
   await Promise.all(Array.from({ length: c.concurrency }, async (_, i) => { await lane(i) }))
-  return window.finish(done, failed, firstError)
+  for (const timer of timers) clearTimeout(timer)
+  return (window ?? new Window()).finish(done, failed, firstError)
 }
 
 /** Sends a Close and waits for the server's Close and the end of TCP (RFC 6455 §7.1.1: the server closes it). */

@@ -9,10 +9,21 @@ import { pin, type Cores } from './pin'
 import { cpuSeconds, machineBusySeconds, procCounters, procDelta, type ProcCounters } from './proc'
 import { out, table } from './report'
 import type { Target } from './servers'
+import { spread } from './spread'
 import { fmt, noiseFloor, noiseText, percent, Samples, type Noise } from './verdict'
 
 /** The control of every socket measure: raw ws against an identical second raw ws. */
 export const CONTROL: [string, string] = ['C-copy', 'C']
+
+/**
+ * Fresh processes for every Node target of a measure, at once, pinned again: what one process's luck
+ * (heap and code layout, JIT decisions) adds to its figures then varies from round to round, and the
+ * control's floor covers it, instead of staying for the whole run.
+ */
+export async function freshTargets (cores: Cores, targets: Target[], loaders: Loader[]): Promise<void> {
+  await Promise.all(targets.map(async (t) => await t.restart?.()))
+  place(cores, 'core', targets, loaders)
+}
 
 /** Per core: servers on the server core, load (and the bench) on the others. Whole machine: anywhere. */
 export function place (cores: Cores, placement: 'core' | 'machine', targets: Target[], loaders: Loader[]): void {
@@ -75,7 +86,11 @@ export async function observe (loaders: Loader[], target: Target, commands: Load
   }
 }
 
-/** Every figure of a measure, sampled once per round and target. */
+/**
+ * Every figure of a measure, sampled once per round and target, and each target's ratio to the reference
+ * (C) round by round: from one window shared by both in paired rounds, from two windows one after the other
+ * in alternated rounds.
+ */
 export class Figures {
   readonly rate = new Samples()
   readonly perCpu = new Samples()
@@ -87,6 +102,10 @@ export class Figures {
   readonly systemUs = new Samples()
   readonly load = new Samples()
   readonly other = new Samples()
+  /** Per round: the target's figure over the reference's (per server CPU-second, and per second). */
+  private readonly vsRef = { perCpu: new Samples(), rate: new Samples() }
+
+  constructor (readonly ref: string) {}
 
   add (name: string, o: Observation): void {
     this.rate.push(name, o.rate)
@@ -100,9 +119,28 @@ export class Figures {
     this.other.push(name, o.otherCpu)
   }
 
+  /** A round's ratio of `name` to the reference, from observations that shared the machine's state. */
+  against (name: string, o: Observation, ref: Observation): void {
+    this.vsRef.perCpu.push(name, o.perCpu / ref.perCpu)
+    this.vsRef.rate.push(name, o.rate / ref.rate)
+  }
+
+  has (name: string): boolean {
+    return this.perCpu.has(name)
+  }
+
+  /** `a` over `b`, round by round; through the reference when neither is it: (a/C) / (b/C). */
+  ratios (a: string, b: string, figure: 'perCpu' | 'rate' = 'perCpu'): number[] {
+    const vs = this.vsRef[figure]
+    const of = (name: string): number[] => name === this.ref ? vs.values(a === this.ref ? b : a).map(() => 1) : vs.values(name)
+    const x = of(a)
+    const y = of(b)
+    return x.map((v, i) => v / y[i]).filter(Number.isFinite)
+  }
+
   /** The control's noise floor on one figure. */
   noise (figure: 'rate' | 'perCpu'): Noise {
-    return noiseFloor(CONTROL.join('/'), this[figure].ratios(...CONTROL))
+    return noiseFloor(CONTROL.join('/'), this.ratios(...CONTROL, figure))
   }
 }
 
@@ -117,12 +155,43 @@ export function rotated<T> (list: T[], round: number): T[] {
   return round % 2 === 0 ? turned : turned.reverse()
 }
 
-export async function inRounds (targets: Target[], rounds: number, one: (t: Target) => Promise<Observation>): Promise<Figures> {
-  const figures = new Figures()
+/** One observation of a target from load slot 0 or 1 (two loaders, two source addresses). */
+export type ObserveOne = (t: Target, slot: 0 | 1) => Promise<Observation>
+
+/**
+ * Rounds of a per-core measure. Paired (the default): in each round every target runs at the same time as
+ * the reference, both servers on the one server core and each with its own load, and the ratio is taken
+ * over that shared window: whatever the host does to the core meanwhile (other jobs, other virtual
+ * machines, the clock) falls on both alike. Alternated: each target alone, one after the other, as the
+ * whole-machine measure must.
+ */
+export async function inRounds (targets: Target[], rounds: number, one: ObserveOne, opts: { paired: boolean, ref: string, fresh?: () => Promise<void> }): Promise<Figures> {
+  const f = new Figures(opts.ref)
+  const ref = targets.find((t) => t.name === opts.ref)
   for (let round = 0; round < rounds; round++) {
-    for (const t of rotated(targets, round)) figures.add(t.name, await one(t))
+    await opts.fresh?.()
+    if (opts.paired && ref !== undefined) {
+      for (const t of rotated(targets.filter((x) => x !== ref), round)) {
+        const [o, r] = await Promise.all([one(t, 0), one(ref, 1)])
+        // Each pair's "other" CPU leaves out the other half of the pair.
+        o.otherCpu = Math.max(0, o.otherCpu - r.serverCpu - r.loadCpu)
+        r.otherCpu = Math.max(0, r.otherCpu - o.serverCpu - o.loadCpu)
+        f.add(t.name, o)
+        f.add(ref.name, r)
+        f.against(t.name, o, r)
+      }
+      continue
+    }
+    const seen = new Map<string, Observation>()
+    for (const t of rotated(targets, round)) {
+      const o = await one(t, 0)
+      seen.set(t.name, o)
+      f.add(t.name, o)
+    }
+    const r = seen.get(opts.ref)
+    if (r !== undefined) for (const [name, o] of seen) if (name !== opts.ref) f.against(name, o, r)
   }
-  return figures
+  return f
 }
 
 export function noiseLine (f: Figures, unit: string, load: [string, string]): void {
@@ -133,12 +202,12 @@ export function noiseLine (f: Figures, unit: string, load: [string, string]): vo
 /** The table every rate measure prints: the primary figure first, each against `ref` when it ran. */
 export function rateTable (f: Figures, targets: Target[], unit: string, opts: { latency: boolean, ref: string, op: string }): void {
   const { ref } = opts
-  const vs = (s: Samples, name: string): string => s.has(ref) ? fmt(s.ratio(name, ref), 2) : ''
+  const vs = (figure: 'perCpu' | 'rate', name: string): string => f.has(ref) ? fmt(spread(f.ratios(name, ref, figure)), 2) : ''
   table([
     'target', `${unit} per server CPU-second`, `vs ${ref}`, `${unit}/s`, `vs ${ref}`,
     ...(opts.latency ? ['p50 ms', 'p99 ms'] : []), `user µs per ${opts.op}`, `system µs per ${opts.op}`, 'server CPU', 'load CPU', 'other CPU'
   ], targets.map((t) => [
-    t.name, fmt(f.perCpu.of(t.name)), vs(f.perCpu, t.name), fmt(f.rate.of(t.name)), vs(f.rate, t.name),
+    t.name, fmt(f.perCpu.of(t.name)), t.name === ref ? '1.00' : vs('perCpu', t.name), fmt(f.rate.of(t.name)), t.name === ref ? '1.00' : vs('rate', t.name),
     ...(opts.latency ? [fmt(f.p50.of(t.name), 3), fmt(f.p99.of(t.name), 3)] : []),
     fmt(f.userUs.of(t.name), 1), fmt(f.systemUs.of(t.name), 1),
     percent(f.server.of(t.name)), percent(f.load.of(t.name)), percent(f.other.of(t.name))

@@ -9,7 +9,7 @@
 export interface Params {
   rtt: { rounds: number, seconds: number, warmupMs: number, conns: number[] }
   sizes: { rounds: number, seconds: number, warmupMs: number, sizes: number[], conns: number }
-  handshakes: { rounds: number, seconds: number, concurrency: number }
+  handshakes: { rounds: number, seconds: number, warmupMs: number, concurrency: number }
   machine: { rounds: number, seconds: number, warmupMs: number, conns: number[] }
   storm: { rounds: number, clients: number, deadlineMs: number, attemptTimeoutMs: number }
   idle: { rounds: number, count: number }
@@ -22,7 +22,7 @@ export interface Params {
 export const FULL: Params = {
   rtt: { rounds: 7, seconds: 2, warmupMs: 500, conns: [1, 50, 500] },
   sizes: { rounds: 7, seconds: 1, warmupMs: 250, sizes: [0, 4096, 16384, 65536], conns: 50 },
-  handshakes: { rounds: 7, seconds: 2, concurrency: 20 },
+  handshakes: { rounds: 7, seconds: 2, warmupMs: 500, concurrency: 20 },
   machine: { rounds: 7, seconds: 2, warmupMs: 500, conns: [50, 500] },
   // 10,000 clients over 4 load processes: 2,500 sockets each, far under 20,000 open files a process.
   storm: { rounds: 3, clients: 10_000, deadlineMs: 60_000, attemptTimeoutMs: 30_000 },
@@ -36,7 +36,7 @@ export const FULL: Params = {
 export const SMOKE: Params = {
   rtt: { rounds: 1, seconds: 0.2, warmupMs: 50, conns: [1, 5] },
   sizes: { rounds: 1, seconds: 0.2, warmupMs: 50, sizes: [0, 4096], conns: 5 },
-  handshakes: { rounds: 1, seconds: 0.2, concurrency: 4 },
+  handshakes: { rounds: 1, seconds: 0.2, warmupMs: 50, concurrency: 4 },
   machine: { rounds: 1, seconds: 0.2, warmupMs: 50, conns: [10] },
   storm: { rounds: 1, clients: 200, deadlineMs: 20_000, attemptTimeoutMs: 10_000 },
   idle: { rounds: 1, count: 200 },

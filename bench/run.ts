@@ -12,7 +12,9 @@
  *   npm run bench -- --smoke            tiny numbers, every target and measure once (test/bench-smoke)
  *   npm run bench -- --only rtt,storm   some measures: rtt, handshakes, storm, idle, registry, lwsc, cluster, sizes, machine
  *   npm run bench -- --targets A,C,C-copy   some targets: A, A-async, A-js, A2, B, C, C-copy, K
+ *   npm run bench -- --only rtt --targets A,A-no-used,A-no-all,C,C-copy   with parts of A switched off (bench/ablate.ts)
  *   npm run bench -- --no-pin           no taskset pinning
+ *   npm run bench -- --alternated       per-core rounds one target at a time, instead of each paired with C
  *   npm run bench -- --no-cluster-redis A2's workers without cluster mode (by default they share a redis-server
  *                                       the bench starts, as `WORKERS=2` with `REDIS_URL` runs the example)
  *   WORKERS=4 npm run bench             A2 with 4 workers instead of 2
@@ -20,6 +22,7 @@
  * See bench/README.md for the method and the latest tables.
  */
 import { availableParallelism } from 'node:os'
+import { targetOf } from './ablate'
 import { Loader } from './loader'
 import { measureHandshakes, measureMachine, measureRoundTrips, measureSizes, type Bench } from './measures-sockets'
 import { measureCluster, measureIdle, measureLwsc, measureRegistry, measureStorm } from './measures-other'
@@ -68,6 +71,13 @@ async function startTargets (stops: Array<() => Promise<void> | void>): Promise<
     ['B', 'B', {}], ['C', 'C', {}], ['C-copy', 'C', {}]
   ]
   for (const [name, kind, env] of node) if (TARGETS.has(name)) add(await startNodeTarget(kind, name, env))
+  // A or A-async with parts of the message path switched off (bench/ablate.ts): the round-trip measure
+  // compares them with the rest.
+  for (const name of TARGETS) {
+    if (!/^A(-async)?-no-/.test(name)) continue
+    const { kind, env } = targetOf(name)
+    add(await startNodeTarget(kind, name, env))
+  }
   const k = TARGETS.has('K') ? await startKamailioTarget('K', 2, SMOKE) : 'not asked for (--targets)'
   if (typeof k === 'string') {
     out(`Target K skipped: ${k}`)
@@ -91,12 +101,16 @@ async function main (): Promise<void> {
       ? `Pinning: servers on core ${where.server}, load generators on core${where.load.length > 1 ? 's' : ''} ${where.load} (taskset), except where a measure says whole machine.`
       : `Pinning: off (${where.why ?? ''}); every process may use every core.`)
     out()
+    out(argv.includes('--alternated')
+      ? 'Per-core rounds: alternated, one target at a time.'
+      : 'Per-core rounds: paired. Each target runs at the same time as C, both on the server core, each with its own load generator; ratios to C come from that shared window (C-copy paired with C is the control).')
+    out()
     const targets = await startTargets(stops)
     out(`Targets: ${targets.map((t) => `${t.name} on 127.0.0.1:${t.port}`).join(', ')}`)
     out()
     const loaders = await Promise.all(Array.from({ length: P.loaders }, async () => await Loader.start()))
     stops.push(() => { for (const l of loaders) l.stop() })
-    const b: Bench = { P, cores: where, report: new Report(), targets, loaders }
+    const b: Bench = { P, cores: where, report: new Report(), targets, loaders, paired: !argv.includes('--alternated') }
     const byName = (name: string): Target | undefined => targets.find((t) => t.name === name)
 
     if (wants('rtt')) await measureRoundTrips(b)

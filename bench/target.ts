@@ -24,7 +24,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import cluster from 'node:cluster'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { WebSocketServer, type WebSocket } from 'ws'
 import sipWs, { type SipWsOptions, type WsMessage } from '../lib'
 import { partsOff, switchOff } from './ablate'
@@ -145,7 +145,7 @@ if (require.main === module && cluster.isWorker) {
     process.on('message', (m: { cmd: string, file?: string }) => {
       if (m.cmd === 'mem') process.send?.({ mem: memory() } satisfies TargetReply)
       if (m.cmd === 'stop') process.exit(0)
-      if (m.cmd === 'gc') process.send?.({ gc: takeGcCount() })
+      if (m.cmd === 'gc') process.send?.({ gc: takeGcCount(), newSpace: getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size })
       if (m.cmd === 'alloc-start') void startSampling(256).then(() => process.send?.({ sampling: true }))
       if (m.cmd === 'alloc-stop') void stopSampling().then((allocations) => process.send?.({ allocations }))
       // For finding what an idle connection keeps alive: diff two snapshots by constructor.

@@ -32,6 +32,10 @@ export class Samples {
     return this.byName.has(name)
   }
 
+  values (name: string): number[] {
+    return this.byName.get(name) ?? []
+  }
+
   of (name: string): Spread {
     return spread(this.byName.get(name) ?? [])
   }
