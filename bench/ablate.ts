@@ -44,7 +44,8 @@ export function switchOff (parts: readonly Part[]): void {
 
 /**
  * A bench target by name: a kind of bench/target.ts, a copy of one (`C-copy`), ws without bufferutil
- * (`A-js`), or A or A-async with parts off (`A-no-used`, `A-no-used+stats`, `A-async-no-all`).
+ * (`A-js`), raw ws beside an idle A or B in one process (`C-beside-A`, `C-beside-B`), or A or A-async with parts off
+ * (`A-no-used`, `A-no-used+stats`, `A-async-no-all`).
  */
 export function targetOf (name: string): { kind: TargetKind, env: Record<string, string> } {
   const off = /^(A|A-async)-no-(.+)$/.exec(name)
@@ -53,5 +54,8 @@ export function targetOf (name: string): { kind: TargetKind, env: Record<string,
     return { kind: off[1] as TargetKind, env: { BENCH_OFF: parts.join(',') } }
   }
   if (name === 'A-js') return { kind: 'A', env: { WS_NO_BUFFER_UTIL: '1' } }
+  // Raw ws in a process that also holds an idle A (or B): the cost of the process around a message path.
+  const beside = /^C-beside-(A|B)$/.exec(name)
+  if (beside !== null) return { kind: 'C', env: { BENCH_BESIDE: beside[1] } }
   return { kind: name.replace(/-copy$/, '') as TargetKind, env: {} }
 }

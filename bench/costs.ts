@@ -118,7 +118,8 @@ async function measure (loader: Loader, targets: Target[], conns: number): Promi
   for (const t of targets) {
     const a = await allocations(loader, t, conns, COUNT / 5)
     const n = COUNT / 5
-    out(`- **${t.name}**: ${Math.round(a.bytes / n).toLocaleString('en-US')} bytes; ${a.sites.slice(0, 8).map(([site, b]) => `${site} ${Math.round(b / n)}`).join('; ')}`)
+    const lib = a.sites.filter(([site]) => site.includes(' lib/'))
+    out(`- **${t.name}**: ${Math.round(a.bytes / n).toLocaleString('en-US')} bytes; ${a.sites.slice(0, 8).map(([site, b]) => `${site} ${Math.round(b / n)}`).join('; ')}; this plugin's own sites: ${lib.map(([site, b]) => `${site} ${Math.round(b / n)}`).join('; ')}`)
   }
   out()
 }

@@ -13,6 +13,7 @@
  *   npm run bench:instructions -- --targets A,C --sizes 0,65536 --count 20000 --warmup 20000
  *   npm run bench:instructions -- --annotate 15     also the 15 functions with most instructions of each
  *   npm run bench:instructions -- --keep DIR        keep the callgrind dumps (and V8's perf maps) in DIR
+ *   npm run bench:instructions -- --conns 2         2 connections instead of 50
  *
  * With --annotate, node runs with --perf-basic-prof, and the addresses callgrind could not name (code V8
  * compiled at run time) are named from the map V8 writes (/tmp/perf-<pid>.map).
@@ -35,7 +36,9 @@ const COUNT = Number(arg('--count', '20000'))
 const WARMUP = Number(arg('--warmup', '20000'))
 const ANNOTATE = Number(arg('--annotate', '0'))
 const KEEP = arg('--keep', '')
-const CONNS = 50
+// 50 connections by default; few (--conns 2) when comparing builds: every wakeup then carries the same number
+// of messages, so the count does not move with how busy the rest of the machine keeps the load generator.
+const CONNS = Number(arg('--conns', '50'))
 
 
 interface Count {

@@ -37,7 +37,14 @@ export async function measureStorm (b: Bench): Promise<void> {
   const noise = noiseFloor('A storm / the A storm before it, all open after', control)
   out(`Noise floor: ${noiseText(noise)}.`)
   out()
-  if (f.rounds.has('K') && a.length > 0) b.report.goal('K/A time until every storm client is open (A at least as fast as Kamailio)', f.ratio('K', 'A'), noise, '>=', 1.0)
+  const exact = { control: 'none: clients are counted', ratios: { median: 1, min: 1, max: 1 }, width: 0 }
+  if (a.length > 0) b.report.goal(`A storm: share of the ${p.clients.toLocaleString('en-US')} clients open by the end`, a.map((r) => r.opened / p.clients), exact, '>=', 1.0)
+  const k = f.rounds.get('K') ?? []
+  if (k.length > 0 && a.length > 0) {
+    // Kamailio's time is until its last client opened: not every client when it dropped some (the storm
+    // table says how many), so the share goal above is the one that compares completeness.
+    b.report.goal('K/A storm time until the last client open (K: its last that opened at all)', f.ratio('K', 'A'), noise, '>=', 1.0)
+  }
 }
 
 async function waitForConnections (port: number, expected: number, timeoutMs: number): Promise<number> {

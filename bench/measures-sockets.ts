@@ -41,7 +41,7 @@ export async function measureRoundTrips (b: Bench): Promise<void> {
   place(b.cores, 'core', b.targets, b.loaders)
   for (const conns of p.conns) {
     // Kamailio at 50 connections only: the A/K goal is there, and the rounds are long.
-    const targets = only(b.targets, ['A', 'A-async', 'B', 'C', 'C-copy', ...(conns === 50 ? ['K'] : []), ...b.targets.map((t) => t.name).filter((n) => n.includes('-no-'))])
+    const targets = only(b.targets, ['A', 'A-async', 'B', 'C', 'C-copy', ...(conns === 50 ? ['K'] : []), ...b.targets.map((t) => t.name).filter((n) => n.includes('-no-') || n.startsWith('C-beside-'))])
     const load0 = loadAverage()
     const f = await inRounds(targets, p.rounds, async (t, slot) => await observe([b.loaders[slot]], t, [rtt(t, conns, SOURCE[slot], p)], warn), { paired: b.paired, ref: REF, fresh: async () => { await freshTargets(b.cores, targets, b.loaders) } })
     out(`### Round trips, ${plural(conns, 'connection')}, one core (one OPTIONS in flight on each), ${plural(p.rounds, 'round')} of ${p.seconds} s`)

@@ -13,6 +13,7 @@
  *   npm run bench -- --only rtt,storm   some measures: rtt, handshakes, storm, idle, registry, lwsc, cluster, sizes, machine
  *   npm run bench -- --targets A,C,C-copy   some targets: A, A-async, A-js, A2, B, C, C-copy, K
  *   npm run bench -- --only rtt --targets A,A-no-used,A-no-all,C,C-copy   with parts of A switched off (bench/ablate.ts)
+ *   npm run bench -- --conns 50         the round-trip measure at these connection counts only
  *   npm run bench -- --no-pin           no taskset pinning
  *   npm run bench -- --alternated       per-core rounds one target at a time, instead of each paired with C
  *   npm run bench -- --no-cluster-redis A2's workers without cluster mode (by default they share a redis-server
@@ -42,7 +43,8 @@ const wants = (measure: string): boolean => MEASURES.has(measure)
 /** Targets only the measures of bench:more compare. */
 const MORE_TARGETS = ['A-js', 'A2']
 const TARGETS = listArg('--targets') ?? new Set(['A', 'A-async', 'B', 'C', 'C-copy', 'K', ...(wants('sizes') || wants('machine') ? MORE_TARGETS : [])])
-const P = SMOKE ? SMOKE_PARAMS : FULL
+const CONNS = listArg('--conns')
+const P = SMOKE ? SMOKE_PARAMS : CONNS === null ? FULL : { ...FULL, rtt: { ...FULL.rtt, conns: [...CONNS].map(Number) } }
 
 function hasBufferutil (): boolean {
   try {
@@ -74,7 +76,7 @@ async function startTargets (stops: Array<() => Promise<void> | void>): Promise<
   // A or A-async with parts of the message path switched off (bench/ablate.ts): the round-trip measure
   // compares them with the rest.
   for (const name of TARGETS) {
-    if (!/^A(-async)?-no-/.test(name)) continue
+    if (!/^A(-async)?-no-|^C-beside-/.test(name)) continue
     const { kind, env } = targetOf(name)
     add(await startNodeTarget(kind, name, env))
   }
@@ -113,16 +115,24 @@ async function main (): Promise<void> {
     const b: Bench = { P, cores: where, report: new Report(), targets, loaders, paired: !argv.includes('--alternated') }
     const byName = (name: string): Target | undefined => targets.find((t) => t.name === name)
 
-    if (wants('rtt')) await measureRoundTrips(b)
-    if (wants('handshakes')) await measureHandshakes(b)
-    if (wants('storm')) await measureStorm(b)
-    if (wants('sizes')) await measureSizes(b, hasBufferutil())
-    if (wants('machine')) await measureMachine(b)
-    if (wants('idle')) await measureIdle(b)
-    if (wants('registry')) measureRegistry(b)
+    // Each measure says how long it took: npm run bench must stay within 15 minutes.
+    const timed = async (measure: string, run: () => Promise<void> | void): Promise<void> => {
+      if (!wants(measure)) return
+      const t0 = Date.now()
+      await run()
+      out(`(${measure}: ${Math.round((Date.now() - t0) / 1000)} s)`)
+      out()
+    }
+    await timed('rtt', async () => { await measureRoundTrips(b) })
+    await timed('handshakes', async () => { await measureHandshakes(b) })
+    await timed('storm', async () => { await measureStorm(b) })
+    await timed('sizes', async () => { await measureSizes(b, hasBufferutil()) })
+    await timed('machine', async () => { await measureMachine(b) })
+    await timed('idle', async () => { await measureIdle(b) })
+    await timed('registry', () => { measureRegistry(b) })
     const [a, c] = [byName('A'), byName('C')]
-    if (wants('lwsc') && a !== undefined && c !== undefined) await measureLwsc(b, c, a, byName('K'), loaders[0])
-    if (wants('cluster')) await measureCluster(SMOKE)
+    if (a !== undefined && c !== undefined) await timed('lwsc', async () => { await measureLwsc(b, c, a, byName('K'), loaders[0]) })
+    await timed('cluster', async () => { await measureCluster(SMOKE) })
     b.report.printGoals()
     out(`Load average at the end: ${loadAverage()}. Bench took ${Math.round((Date.now() - started) / 1000)} s.`)
   } finally {

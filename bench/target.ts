@@ -138,7 +138,11 @@ if (require.main === module && cluster.isWorker) {
   // Only where asked (bench/costs.ts): the observer is work of its own on every collection.
   if (process.env.BENCH_GC === '1') watchGc()
   const kind = process.argv[2] as TargetKind
-  const start = { A: async () => await startA(false), 'A-async': async () => await startA(true), A2: startA2, B: startB, C: startC }[kind]
+  // BENCH_BESIDE=A (or B): C served from a process that also runs an idle A (or B), its heap, code and
+  // timers, to tell what A's message path costs from what the process around it costs (bench/ablate.ts).
+  const beside = process.env.BENCH_BESIDE
+  const besideThen = async (): Promise<number> => { await (beside === 'A' ? startA(false) : startB()); return await startC() }
+  const start = { A: async () => await startA(false), 'A-async': async () => await startA(true), A2: startA2, B: startB, C: beside === 'A' || beside === 'B' ? besideThen : startC }[kind]
   if (start === undefined || process.send === undefined) throw new Error('usage: fork(bench/target.ts, [A|A-async|A2|B|C])')
   start().then((port) => {
     process.send?.({ port } satisfies TargetReply)
