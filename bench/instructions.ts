@@ -13,6 +13,7 @@
  *   npm run bench:instructions -- --targets A,C --sizes 0,65536 --count 20000 --warmup 20000
  *   npm run bench:instructions -- --annotate 15     also the 15 functions with most instructions of each
  *   npm run bench:instructions -- --keep DIR        keep the callgrind dumps (and V8's perf maps) in DIR
+ *   npm run bench:instructions -- --conns 2         2 connections instead of 50
  *
  * With --annotate, node runs with --perf-basic-prof, and the addresses callgrind could not name (code V8
  * compiled at run time) are named from the map V8 writes (/tmp/perf-<pid>.map).
@@ -23,7 +24,8 @@ import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { type Loader, withLoader } from './loader'
-import type { TargetKind, TargetReply } from './target'
+import { targetOf } from './ablate'
+import type { TargetReply } from './target'
 
 const run = promisify(execFile)
 const argv = process.argv.slice(2)
@@ -34,15 +36,10 @@ const COUNT = Number(arg('--count', '20000'))
 const WARMUP = Number(arg('--warmup', '20000'))
 const ANNOTATE = Number(arg('--annotate', '0'))
 const KEEP = arg('--keep', '')
-const CONNS = 50
+// 50 connections by default; few (--conns 2) when comparing builds: every wakeup then carries the same number
+// of messages, so the count does not move with how busy the rest of the machine keeps the load generator.
+const CONNS = Number(arg('--conns', '50'))
 
-const KINDS: Record<string, { kind: TargetKind, env: Record<string, string> }> = {
-  A: { kind: 'A', env: {} },
-  'A-async': { kind: 'A-async', env: {} },
-  'A-js': { kind: 'A', env: { WS_NO_BUFFER_UTIL: '1' } },
-  B: { kind: 'B', env: {} },
-  C: { kind: 'C', env: {} }
-}
 
 interface Count {
   target: string
@@ -62,7 +59,7 @@ const COMPILER = /compiler::|maglev|Turbofan|OptimizingCompile|Zone::|RegisterAl
 const CALLERS = /\(below main\)|libc_start|:main$|NodeMainInstance|node::Start|SpinEventLoop|clone\.S|start_thread|0x000000000001ab70|Worker::Run|StartThread|PROGRAM TOTALS/
 
 async function measure (name: string, size: number, loader: Loader, dir: string): Promise<Count> {
-  const { kind, env } = KINDS[name]
+  const { kind, env } = targetOf(name)
   const outFile = join(dir, `${name}-${size}.%p`)
   // V8 also writes a log beside the map: into the temp dir, not the working tree.
   const perfMap = ANNOTATE > 0 ? ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`] : []

@@ -7,73 +7,23 @@ import http from 'node:http'
 import type net from 'node:net'
 import { LwscClient } from '../lib/lwsc'
 import { optionsRequest } from './sip'
-import { CLOSE_FRAME, FrameSplitter, OP_CLOSE, OP_PING, OP_TEXT, openWs, pongFrame, textFrame, type OpenSocket } from './wire'
+import { keep, storm, type StormCommand } from './storm-client'
+import { Latencies, nowMs, Window, type LoadResult } from './window'
+import { CLOSE_FRAME, FrameSplitter, OP_PING, OP_TEXT, openWs, pongFrame, textFrame, type OpenSocket } from './wire'
 
 export type LoadCommand =
   | { cmd: 'rtt', port: number, conns: number, warmupMs: number, seconds: number, localAddress: string, size?: number }
   | { cmd: 'exact', port: number, conns: number, warmup: number, count: number, localAddress: string, size?: number }
-  | { cmd: 'handshakes', port: number, concurrency: number, seconds: number, localAddresses: string[] }
+  | { cmd: 'handshakes', port: number, concurrency: number, seconds: number, localAddresses: string[], warmupMs?: number }
   | { cmd: 'hold', port: number, count: number, concurrency: number, localAddress: string }
   | { cmd: 'release' }
   | { cmd: 'lwsc', url: string, mode: 'reused' | 'pool' | 'fresh', seconds: number }
   | { cmd: 'http', url: string, concurrency: number, seconds: number }
+  | StormCommand
 
-export interface LoadResult {
-  /** Operations completed inside the measured window. */
-  done: number
-  failed: number
-  seconds: number
-  /** CPU time of this process over the window, as a fraction of one core. */
-  cpu: number
-  p50?: number
-  p99?: number
-  firstError?: string
-}
+export type { LoadResult } from './window'
 
-const MAX_SAMPLES = 4_000_000
 const HANDSHAKE_TIMEOUT_MS = 5000
-
-/**
- * The measured window. run.ts samples the target's CPU time at its 'start' and 'end' marks, so the
- * target's work outside the window (opening and closing connections) is not charged to the figure.
- */
-class Window {
-  private readonly cpu0 = process.cpuUsage()
-  private readonly t0 = process.hrtime.bigint()
-  private closed: { seconds: number, cpu: number } | null = null
-  constructor () { process.send?.({ mark: 'start' }) }
-
-  /** Closes the window now; what happens after it is not counted. */
-  end (): void {
-    if (this.closed !== null) return
-    const seconds = Number(process.hrtime.bigint() - this.t0) / 1e9
-    const used = process.cpuUsage(this.cpu0)
-    this.closed = { seconds, cpu: (used.user + used.system) / 1e6 / seconds }
-    process.send?.({ mark: 'end' })
-  }
-
-  finish (done: number, failed: number, firstError?: string, latencies?: Latencies): LoadResult {
-    this.end()
-    const { seconds, cpu } = this.closed as { seconds: number, cpu: number }
-    const result: LoadResult = { done, failed, seconds, cpu }
-    if (firstError !== undefined) result.firstError = firstError
-    if (latencies !== undefined) Object.assign(result, latencies.percentiles())
-    return result
-  }
-}
-
-class Latencies {
-  private readonly samples = new Float64Array(MAX_SAMPLES)
-  private n = 0
-  add (ms: number): void { if (this.n < MAX_SAMPLES) this.samples[this.n++] = ms }
-  percentiles (): { p50: number, p99: number } {
-    const sorted = this.samples.slice(0, this.n).sort()
-    const at = (q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
-    return { p50: at(0.5), p99: at(0.99) }
-  }
-}
-
-const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6
 
 const OK = Buffer.from('SIP/2.0 200 OK')
 
@@ -101,8 +51,8 @@ function readAnswers (open: OpenSocket, onAnswer: () => void, onBad: (why: strin
   if (rest.length > 0) splitter.push(rest)
 }
 
-async function openAll (c: { port: number, conns: number, localAddress: string }): Promise<OpenSocket[]> {
-  return await Promise.all(Array.from({ length: c.conns }, async () => await openWs(c.port, c.localAddress, HANDSHAKE_TIMEOUT_MS)))
+async function openAll (c: { port: number, conns: number, localAddress: string }, timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<OpenSocket[]> {
+  return await Promise.all(Array.from({ length: c.conns }, async () => await openWs(c.port, c.localAddress, timeoutMs)))
 }
 
 /**
@@ -152,7 +102,8 @@ async function roundTrips (c: Extract<LoadCommand, { cmd: 'rtt' }>): Promise<Loa
  * another `go`, the close: nothing but messages falls between the two marks.
  */
 async function exactRoundTrips (c: Extract<LoadCommand, { cmd: 'exact' }>): Promise<LoadResult> {
-  const sockets = await openAll(c)
+  // A target under valgrind on a busy machine may take many seconds over its first handshakes.
+  const sockets = await openAll(c, 120_000)
   let failed = 0
   let firstError: string | undefined
   // The driver's word to go on, after each window mark.
@@ -194,8 +145,15 @@ async function exactRoundTrips (c: Extract<LoadCommand, { cmd: 'exact' }>): Prom
 
 /** `concurrency` lanes, each opening a WebSocket (sub-protocol sip) and closing it with a Close frame. */
 async function handshakes (c: Extract<LoadCommand, { cmd: 'handshakes' }>): Promise<LoadResult> {
-  const window = new Window()
-  const end = nowMs() + c.seconds * 1000
+  // After the warm-up (a fresh target compiles its handshake path meanwhile), the window counts what
+  // completes inside it.
+  const warmupMs = c.warmupMs ?? 0
+  const end = nowMs() + warmupMs + c.seconds * 1000
+  let window: Window | null = warmupMs === 0 ? new Window() : null
+  const timers = [
+    setTimeout(() => { window = new Window() }, warmupMs),
+    setTimeout(() => { window?.end() }, warmupMs + c.seconds * 1000)
+  ]
   let done = 0
   let failed = 0
   let firstError: string | undefined
@@ -205,7 +163,7 @@ async function handshakes (c: Extract<LoadCommand, { cmd: 'handshakes' }>): Prom
       try {
         const { socket } = await openWs(c.port, localAddress, HANDSHAKE_TIMEOUT_MS)
         await closeCleanly(socket)
-        done++
+        if (window !== null && nowMs() < end) done++
       } catch (err) {
         failed++
         firstError ??= (err as Error).message
@@ -214,7 +172,8 @@ async function handshakes (c: Extract<LoadCommand, { cmd: 'handshakes' }>): Prom
     }
   }
   await Promise.all(Array.from({ length: c.concurrency }, async (_, i) => { await lane(i) }))
-  return window.finish(done, failed, firstError)
+  for (const timer of timers) clearTimeout(timer)
+  return (window ?? new Window()).finish(done, failed, firstError)
 }
 
 /** Sends a Close and waits for the server's Close and the end of TCP (RFC 6455 §7.1.1: the server closes it). */
@@ -240,14 +199,7 @@ async function hold (c: Extract<LoadCommand, { cmd: 'hold' }>): Promise<LoadResu
     while (next < c.count && failed < 100) {
       next++
       try {
-        const { socket } = await openWs(c.port, c.localAddress, HANDSHAKE_TIMEOUT_MS)
-        const splitter = new FrameSplitter((opcode, payload) => {
-          if (opcode === OP_PING) socket.write(pongFrame(payload))
-          if (opcode === OP_CLOSE) socket.destroy()
-        })
-        socket.on('data', (chunk: Buffer) => { splitter.push(chunk) })
-        socket.on('error', () => {})
-        held.push(socket)
+        keep((await openWs(c.port, c.localAddress, HANDSHAKE_TIMEOUT_MS)).socket, held)
       } catch (err) {
         failed++
         firstError ??= (err as Error).message
@@ -331,7 +283,7 @@ async function httpGets (c: Extract<LoadCommand, { cmd: 'http' }>): Promise<Load
   return result
 }
 
-const COMMANDS = { rtt: roundTrips, exact: exactRoundTrips, handshakes, hold, release, lwsc, http: httpGets } as const
+const COMMANDS = { rtt: roundTrips, exact: exactRoundTrips, handshakes, hold, release, lwsc, http: httpGets, storm: async (c: StormCommand) => await storm(c, held) } as const
 
 if (require.main === module) {
   if (process.send === undefined) throw new Error('bench/load.ts runs under run.ts (fork with IPC)')

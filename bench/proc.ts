@@ -62,6 +62,42 @@ export function cpuSeconds (pids: readonly number[]): number {
   return ns / 1e9 + ticks / CLOCK_TICKS
 }
 
+/** What the kernel counts for a process tree: CPU split into user and system, page faults, context switches. */
+export interface ProcCounters {
+  /** CPU seconds in user space and in the kernel, every thread (10 ms ticks). */
+  user: number
+  system: number
+  /** Page faults that needed no disk (a fresh page mapped in, say). */
+  minorFaults: number
+  /** Context switches: the thread waited (voluntary) or was preempted (involuntary), every thread. */
+  voluntary: number
+  involuntary: number
+}
+
+export function procCounters (pids: readonly number[]): ProcCounters {
+  const c: ProcCounters = { user: 0, system: 0, minorFaults: 0, voluntary: 0, involuntary: 0 }
+  for (const pid of pids) {
+    const stat = read(`/proc/${pid}/stat`)
+    if (stat === null) continue
+    // Fields after the command name: minflt is field 10, utime 14, stime 15 (man 5 proc).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    c.minorFaults += Number(fields[7])
+    c.user += Number(fields[11]) / CLOCK_TICKS
+    c.system += Number(fields[12]) / CLOCK_TICKS
+    for (const task of readdirSafe(`/proc/${pid}/task`)) {
+      const status = read(`/proc/${pid}/task/${task}/status`) ?? ''
+      c.voluntary += Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(status)?.[1] ?? 0)
+      c.involuntary += Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status)?.[1] ?? 0)
+    }
+  }
+  return c
+}
+
+/** b − a, field by field. */
+export function procDelta (a: ProcCounters, b: ProcCounters): ProcCounters {
+  return { user: b.user - a.user, system: b.system - a.system, minorFaults: b.minorFaults - a.minorFaults, voluntary: b.voluntary - a.voluntary, involuntary: b.involuntary - a.involuntary }
+}
+
 /** Established TCP connections whose local end is 127.0.0.1:`port` — the server's side of each. */
 export function establishedTo (port: number): number {
   const text = read('/proc/net/tcp') ?? ''
@@ -80,4 +116,18 @@ export function machineBusySeconds (): number {
   // user nice system idle iowait irq softirq steal: everything but idle and iowait is work.
   const busy = first.slice(0, 8).reduce((a, b) => a + b, 0) - first[3] - first[4]
   return busy / CLOCK_TICKS
+}
+
+/**
+ * The kernel's count (every socket of this network namespace) of connection attempts a listening socket
+ * could not take at once: `overflows` (its accept queue was full: the SYN or the final ACK was dropped, and
+ * the client tries again a second or more later) and `cookies` (SYN cookies sent: its SYN queue was full).
+ */
+export function listenQueueCounters (): { overflows: number, cookies: number } {
+  const lines = (read('/proc/net/netstat') ?? '').split('\n').filter((l) => l.startsWith('TcpExt:'))
+  if (lines.length < 2) return { overflows: NaN, cookies: NaN }
+  const names = lines[0].split(/\s+/)
+  const values = lines[1].split(/\s+/).map(Number)
+  const at = (name: string): number => values[names.indexOf(name)] ?? NaN
+  return { overflows: at('ListenOverflows'), cookies: at('SyncookiesSent') }
 }

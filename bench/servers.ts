@@ -2,7 +2,7 @@
  * The bench's targets as processes: Node targets forked from bench/target.ts and Kamailio started through
  * test/helpers/kamailio.ts.
  */
-import { fork } from 'node:child_process'
+import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { jsonRpc } from '../test/helpers/json-rpc'
@@ -20,30 +20,61 @@ export interface Target {
   /** How long memory must stop falling before a baseline is taken (Kamailio frees connections late). */
   settleMs: number
   stop: () => Promise<void>
+  /** A Node target's IPC: sends a command, resolves with its answer (bench/target.ts lists them). */
+  ask?: <T>(command: object) => Promise<T>
+  /** A Node target: a fresh process in place of this one (its port changes). */
+  restart?: () => Promise<void>
 }
 
 const TSX = ['--import', 'tsx']
 
-export async function startNodeTarget (kind: TargetKind, name: string, env: Record<string, string> = {}): Promise<Target> {
-  const child = fork(join(__dirname, 'target.ts'), [kind], { execArgv: [...TSX, '--expose-gc'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+/** One Node target process: forked, listening, and its IPC. */
+async function forkTarget (kind: TargetKind, name: string, env: Record<string, string>): Promise<{ child: ChildProcess, port: number }> {
+  const flags = (process.env.BENCH_TARGET_FLAGS ?? '').split(' ').filter((f) => f !== '')
+  const child = fork(join(__dirname, 'target.ts'), [kind], { execArgv: [...TSX, '--expose-gc', ...flags], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   // A target that dies at start (a bad option, Redis away for A2) must fail the bench, not hang it.
   const [first] = await Promise.race([
     once(child, 'message') as Promise<[TargetReply]>,
     once(child, 'exit').then(([code]) => { throw new Error(`target ${name} exited (${String(code)}) before it listened`) })
   ])
   if (!('port' in first)) throw new Error(`target ${name} did not start`)
-  return {
+  return { child, port: first.port }
+}
+
+async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill()
+  await exited
+}
+
+/**
+ * A Node target. `restart` replaces its process with a fresh one (on a new port): a process's own luck
+ * (where its heap and code landed, what its JIT decided) moved its CPU per round trip by several percent,
+ * so the per-core measures start fresh processes for every round and that luck averages out.
+ */
+export async function startNodeTarget (kind: TargetKind, name: string, env: Record<string, string> = {}): Promise<Target> {
+  let { child, port } = await forkTarget(kind, name, env)
+  const ask = async <T>(command: object): Promise<T> => {
+    child.send(command)
+    const [reply] = await once(child, 'message') as [T]
+    return reply
+  }
+  const target: Target = {
     name,
-    port: first.port,
+    port,
     pids: () => processTree(child.pid ?? 0),
     settleMs: 0,
-    memory: async () => {
-      child.send({ cmd: 'mem' })
-      const [reply] = await once(child, 'message') as [{ mem: TargetMemory }]
-      return reply.mem.rss
-    },
-    stop: async () => { child.kill(); if (child.exitCode === null) await once(child, 'exit') }
+    memory: async () => (await ask<{ mem: TargetMemory }>({ cmd: 'mem' })).mem.rss,
+    ask,
+    stop: async () => { await stopChild(child) },
+    restart: async () => {
+      await stopChild(child);
+      ({ child, port } = await forkTarget(kind, name, env))
+      target.port = port
+    }
   }
+  return target
 }
 
 /** Kamailio with `workers` TCP workers; a string saying why when it cannot run here. */

@@ -14,16 +14,22 @@
  *   C  raw `ws` WebSocketServer on node:http.
  *
  * Started by run.ts with `fork` (IPC): it sends `{ port }` when listening and answers `{ cmd: 'mem' }` with
- * its memory after a full GC (`{ cmd: 'snapshot', file }` writes a heap snapshot). Each picks sub-protocol `sip` when offered, as Kamailio does.
+ * its memory after a full GC (`{ cmd: 'snapshot', file }` writes a heap snapshot). For bench/costs.ts it
+ * also counts its garbage collections (`{ cmd: 'gc' }`) and samples what it allocates (`{ cmd:
+ * 'alloc-start' }`, `{ cmd: 'alloc-stop' }`), and BENCH_OFF switches parts of A's message path off
+ * (bench/ablate.ts). Each picks sub-protocol `sip` when offered, as Kamailio does.
  */
 import websocket from '@fastify/websocket'
 import Fastify, { type FastifyInstance } from 'fastify'
 import cluster from 'node:cluster'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { WebSocketServer, type WebSocket } from 'ws'
 import sipWs, { type SipWsOptions, type WsMessage } from '../lib'
+import { partsOff, switchOff } from './ablate'
+import { takeGcCount, watchGc } from './gc-count'
+import { startSampling, stopSampling } from './heap-sampling'
 import { answerOptions, optionsRequest } from './sip'
 
 export type TargetKind = 'A' | 'A-async' | 'A2' | 'B' | 'C'
@@ -128,14 +134,24 @@ if (require.main === module && cluster.isWorker) {
   // tsx turns source maps on, which makes every Error's stack cost a source-map lookup; ws builds an error
   // on most closes. A server in production runs compiled JS without them, so the bench does too.
   process.setSourceMapsEnabled(false)
+  switchOff(partsOff(process.env.BENCH_OFF))
+  // Only where asked (bench/costs.ts): the observer is work of its own on every collection.
+  if (process.env.BENCH_GC === '1') watchGc()
   const kind = process.argv[2] as TargetKind
-  const start = { A: async () => await startA(false), 'A-async': async () => await startA(true), A2: startA2, B: startB, C: startC }[kind]
+  // BENCH_BESIDE=A (or B): C served from a process that also runs an idle A (or B), its heap, code and
+  // timers, to tell what A's message path costs from what the process around it costs (bench/ablate.ts).
+  const beside = process.env.BENCH_BESIDE
+  const besideThen = async (): Promise<number> => { await (beside === 'A' ? startA(false) : startB()); return await startC() }
+  const start = { A: async () => await startA(false), 'A-async': async () => await startA(true), A2: startA2, B: startB, C: beside === 'A' || beside === 'B' ? besideThen : startC }[kind]
   if (start === undefined || process.send === undefined) throw new Error('usage: fork(bench/target.ts, [A|A-async|A2|B|C])')
   start().then((port) => {
     process.send?.({ port } satisfies TargetReply)
     process.on('message', (m: { cmd: string, file?: string }) => {
       if (m.cmd === 'mem') process.send?.({ mem: memory() } satisfies TargetReply)
       if (m.cmd === 'stop') process.exit(0)
+      if (m.cmd === 'gc') process.send?.({ gc: takeGcCount(), newSpace: getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size })
+      if (m.cmd === 'alloc-start') void startSampling(256).then(() => process.send?.({ sampling: true }))
+      if (m.cmd === 'alloc-stop') void stopSampling().then((allocations) => process.send?.({ allocations }))
       // For finding what an idle connection keeps alive: diff two snapshots by constructor.
       if (m.cmd === 'snapshot' && m.file !== undefined) {
         memory()

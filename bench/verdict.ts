@@ -6,12 +6,11 @@
  * control: a target against an identical copy of itself. The copy's per-round ratios would all be 1 on a
  * quiet, deterministic machine; how far they stray is the measure's noise floor. With six rounds or more,
  * the most extreme round at each end is set aside first: what is left is a distribution-free interval
- * for a median (with 8 rounds, the 2nd to 7th values cover the median 93% of the time), so it bounds
+ * for a median (with 7 rounds, the 2nd to 6th values cover the median 88% of the time; with 8, the 2nd to 7th 93%), so it bounds
  * how far a median ratio may be off, not how far one bad round was.
  *
- * Eight rounds say little about their own spread, so a measure's floor swings from run to run; the run's
- * pooled floor (every socket measure's control ratios together, 5th to 95th percentile) is steadier, and a
- * socket measure's goal is widened by whichever of the two is wider.
+ * The run's pooled floor (every per-core socket measure's control ratios together, 5th to 95th
+ * percentile) is printed beside the goals for reference; each goal is judged on its own measure's floor.
  *
  * A goal is judged on its median, widened by the noise floor on both sides:
  * pass when the whole band meets the goal, miss when none of it does, "within noise" otherwise — the run
@@ -31,6 +30,10 @@ export class Samples {
 
   has (name: string): boolean {
     return this.byName.has(name)
+  }
+
+  values (name: string): number[] {
+    return this.byName.get(name) ?? []
   }
 
   of (name: string): Spread {
@@ -56,8 +59,6 @@ export interface Noise {
   ratios: Spread
   /** Relative half-width of the band: 0.03 for ±3%. */
   width: number
-  /** A socket measure's floor: the run-wide pooled floor widens it where wider. */
-  pooled?: boolean
 }
 
 /** The noise floor from a control's per-round ratios (see the top of this file). */
@@ -74,11 +75,6 @@ export function pooledNoiseFloor (control: string, ratios: readonly number[]): N
   if (sorted.length < 20) return noiseFloor(control, sorted)
   const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
   return { control, ratios: spread(sorted), width: Math.max(Math.abs(at(0.05) - 1), Math.abs(at(0.95) - 1)) }
-}
-
-/** The wider of two floors. */
-export function wider (a: Noise, b: Noise): Noise {
-  return !Number.isFinite(b.width) || a.width >= b.width ? a : b
 }
 
 export function noiseText (n: Noise): string {

@@ -54,6 +54,20 @@ export const CLOSE_FRAME = frame(OP_CLOSE, Buffer.from([0x03, 0xe8]))
 
 export interface OpenSocket { socket: net.Socket, rest: Buffer }
 
+/** A handshake answered with something else than 101: its status, and Retry-After in seconds when given. */
+export class Refused extends Error {
+  constructor (readonly status: number, readonly retryAfter: number | null, line: string) {
+    super(`handshake refused: ${line}`)
+  }
+}
+
+function refusal (head: Buffer, end: number): Refused {
+  const text = head.subarray(0, end).toString('latin1')
+  const line = text.slice(0, text.indexOf('\r\n') === -1 ? text.length : text.indexOf('\r\n'))
+  const retry = /\r\nretry-after:\s*(\d+)/i.exec(text)
+  return new Refused(Number(line.split(' ')[1]), retry === null ? null : Number(retry[1]), line)
+}
+
 /**
  * Opens a WebSocket with sub-protocol `sip` from `localAddress`. Resolves with the socket (paused at the
  * frame layer: the caller attaches its own 'data' listener) and any bytes that came after the 101.
@@ -76,7 +90,7 @@ export async function openWs (port: number, localAddress: string, timeoutMs: num
         return
       }
       const status = head.subarray(0, 12).toString('latin1')
-      if (status !== 'HTTP/1.1 101') return fail(new Error(`handshake refused: ${head.subarray(0, head.indexOf('\r\n')).toString('latin1')}`))
+      if (status !== 'HTTP/1.1 101') return fail(refusal(head, end))
       clearTimeout(timer)
       socket.off('data', onData)
       socket.off('error', fail)

@@ -14,8 +14,8 @@ const { OPEN } = WebSocket
  *
  * Kept as a class with fixed fields so V8 gives every entry the same shape: the registry may hold hundreds
  * of thousands of them. The fields below the address are each written by one part only: `lastUsed` and
- * `usedLink` by the registry, `keepaliveDue`, `pingSentAt` and `keepaliveLink` by keepalive, `queue` by the
- * hook dispatcher.
+ * `usedLink` by the registry, `keepaliveDue`, `heardAt`, `pingSentAt` and `keepaliveLink` by keepalive,
+ * `queue` by the hook dispatcher.
  */
 export class Connection {
   readonly id: number
@@ -35,10 +35,13 @@ export class Connection {
   /** Milliseconds (Date.now()) of the last frame received or sent. */
   lastUsed: number
   /**
-   * When keepalive must look at this connection next: a keepalive timeout after the peer last sent a frame,
-   * or after the last probe. Only what the peer sends moves it: our own sends prove nothing about the peer.
+   * Where keepalive's queue holds this connection: a keepalive timeout after it last took its place there
+   * (on a frame from the peer, or a probe). Only what the peer sends moves it: our own sends prove nothing
+   * about the peer. The real due time is a timeout after `heardAt` when that is later (keepalive.ts).
    */
   keepaliveDue: number
+  /** When the peer last sent a frame (keepalive's own clock: its queue may hold the entry a little early). */
+  heardAt: number
   /** When the keepalive Ping still unanswered was sent; 0 when none is. */
   pingSentAt = 0
   /** Place in the last-used order (sends and receives), which `wsDump` lists. */
@@ -70,6 +73,7 @@ export class Connection {
     this.createdAt = now
     this.lastUsed = now
     this.keepaliveDue = now
+    this.heardAt = now
     this.usedLink = new Link(this)
     this.keepaliveLink = new Link(this)
   }

@@ -5,6 +5,15 @@ import type { ConnectionState } from '../types'
 /** What a waiting message costs beyond its bytes: the event object and the queue slot. */
 export const MESSAGE_OVERHEAD = 128
 
+/** One queue's handlers for its awaited hook promises; stale once a timeout moved the queue on. */
+interface Settle {
+  stale: boolean
+  /** The hook whose promise outlived hookTimeout, for the log line of its late failure. */
+  hook: EventHookName
+  fulfilled: () => void
+  rejected: (err: unknown) => void
+}
+
 interface Task {
   name: EventHookName
   event: { id: number }
@@ -23,15 +32,25 @@ export class HookQueue {
   paused = false
   /** A hook's promise is awaited now. */
   awaiting = false
-  /** Bumped when the awaited promise settles or times out, so a late settle of an older one is ignored. */
-  generation = 0
+  /**
+   * What a settled hook promise calls, made once and reused for every promise this queue awaits, until a
+   * promise outlives hookTimeout: then it is left to that promise (a late settle finds itself stale) and
+   * the next await gets a new one.
+   */
+  settle: Settle | null = null
   /** Bytes, plus bookkeeping, of the messages waiting. */
   cost = 0
   name: EventHookName = 'websocket:open'
   event: { id: number } | null = null
   /** The next hook of `name` to call for `event`. */
   index = 0
+  /**
+   * Armed while hooks may be awaited, and not moved for each await: when it fires, it times out the
+   * awaited hook if it has run for hookTimeout, or arms itself again for what that hook has left.
+   */
   timer: NodeJS.Timeout | null = null
+  /** Date.now() when the hook awaited now was called (the message's own time when it came with one). */
+  awaitedAt = 0
   // A FIFO array read from `first`: no shift() copying under a long backlog.
   private readonly tasks: Task[] = []
   private first = 0
@@ -104,8 +123,11 @@ export class HookDispatcher<Owner extends QueueOwner> {
     return this.busyQueues
   }
 
-  /** Runs the event's hooks now, or queues the event behind this connection's running one. */
-  dispatch<K extends EventHookName> (conn: Owner, name: K, event: Parameters<WsHookMap[K]>[0], cost: number): void {
+  /**
+   * Runs the event's hooks now, or queues the event behind this connection's running one. `now` is the
+   * event's Date.now() when the caller has read it already (0: read it if a hook is awaited).
+   */
+  dispatch<K extends EventHookName> (conn: Owner, name: K, event: Parameters<WsHookMap[K]>[0], cost: number, now = 0): void {
     const queue = conn.queue
     if (queue !== null && queue.busy) {
       queue.push(name, event, cost)
@@ -119,7 +141,7 @@ export class HookDispatcher<Owner extends QueueOwner> {
     for (let i = 0; i < list.length; i++) {
       const pending = this.hooks.call(list[i], name, event)
       if (pending !== undefined) {
-        this.begin(conn, name, event, i + 1, pending)
+        this.begin(conn, name, event, i + 1, pending, now)
         return
       }
     }
@@ -137,7 +159,7 @@ export class HookDispatcher<Owner extends QueueOwner> {
     return idle
   }
 
-  private begin (conn: Owner, name: EventHookName, event: { id: number }, next: number, pending: PromiseLike<unknown>): void {
+  private begin (conn: Owner, name: EventHookName, event: { id: number }, next: number, pending: PromiseLike<unknown>, now: number): void {
     let queue = conn.queue
     if (queue === null) queue = conn.queue = new HookQueue()
     queue.busy = true
@@ -145,27 +167,39 @@ export class HookDispatcher<Owner extends QueueOwner> {
     queue.name = name
     queue.event = event
     queue.index = next
-    this.wait(conn, queue, pending)
+    this.wait(conn, queue, pending, now)
   }
 
-  private wait (conn: Owner, queue: HookQueue, pending: PromiseLike<unknown>): void {
-    const generation = ++queue.generation
-    const name = queue.name
+  private wait (conn: Owner, queue: HookQueue, pending: PromiseLike<unknown>, now: number): void {
     queue.awaiting = true
-    // One timer per connection, re-armed for each awaited hook rather than created anew.
+    queue.awaitedAt = now !== 0 ? now : Date.now()
     if (queue.timer === null) queue.timer = setTimeout(this.onTimeout, this.settings.hookTimeout, conn).unref()
-    else queue.timer.refresh()
-    pending.then(() => { this.settled(conn, generation) }, (err: unknown) => {
-      if (generation !== queue.generation) this.log.warn({ err, id: conn.id, hook: name }, 'fastify-sip-ws: %s hook failed after hookTimeout', name)
-      else this.hooks.failed(name, conn.id, err)
-      this.settled(conn, generation)
-    })
+    const settle = queue.settle ?? (queue.settle = this.handlers(conn, queue))
+    pending.then(settle.fulfilled, settle.rejected)
   }
 
-  private settled (conn: Owner, generation: number): void {
-    const queue = conn.queue
-    if (queue === null || queue.generation !== generation) return
-    queue.generation++
+  /**
+   * The handlers of a queue's awaited promises. A queue awaits one promise at a time, so the same pair
+   * serves every await (no closures per message) until a timeout moves on from a promise still pending.
+   */
+  private handlers (conn: Owner, queue: HookQueue): Settle {
+    const settle: Settle = {
+      stale: false,
+      hook: queue.name,
+      fulfilled: () => { if (!settle.stale) this.settled(conn, queue) },
+      rejected: (err: unknown) => {
+        if (settle.stale) {
+          this.log.warn({ err, id: conn.id, hook: settle.hook }, 'fastify-sip-ws: %s hook failed after hookTimeout', settle.hook)
+          return
+        }
+        this.hooks.failed(queue.name, conn.id, err)
+        this.settled(conn, queue)
+      }
+    }
+    return settle
+  }
+
+  private settled (conn: Owner, queue: HookQueue): void {
     queue.awaiting = false
     this.drive(conn, queue)
   }
@@ -173,11 +207,25 @@ export class HookDispatcher<Owner extends QueueOwner> {
   // A timer callback with the connection as its argument: no closure per connection.
   private readonly onTimeout = (conn: Owner): void => {
     const queue = conn.queue
-    if (queue === null || !queue.awaiting) return
+    if (queue === null) return
+    queue.timer = null
+    if (!queue.awaiting) return
+    const { hookTimeout } = this.settings
+    const waited = Date.now() - queue.awaitedAt
+    if (waited < hookTimeout) {
+      // The hook awaited now began after this timer was armed. (A wall clock set back counts it anew.)
+      if (waited < 0) queue.awaitedAt = Date.now()
+      queue.timer = setTimeout(this.onTimeout, waited < 0 ? hookTimeout : hookTimeout - waited, conn).unref()
+      return
+    }
     this.log.warn({ id: conn.id, hook: queue.name, hookTimeout: this.settings.hookTimeout, waiting: queue.waiting }, 'fastify-sip-ws: %s hook still running after hookTimeout; moving on', queue.name)
-    queue.generation++
-    queue.awaiting = false
-    this.drive(conn, queue)
+    // The promise still pending keeps these handlers: whenever it settles, they find themselves stale.
+    if (queue.settle !== null) {
+      queue.settle.stale = true
+      queue.settle.hook = queue.name
+      queue.settle = null
+    }
+    this.settled(conn, queue)
   }
 
   /** Runs the rest of the current event's hooks, then the waiting events, until one awaits or none is left. */
@@ -188,7 +236,7 @@ export class HookDispatcher<Owner extends QueueOwner> {
       while (queue.index < list.length) {
         const pending = this.hooks.call(list[queue.index++], queue.name, queue.event as { id: number })
         if (pending !== undefined) {
-          this.wait(conn, queue, pending)
+          this.wait(conn, queue, pending, 0)
           return
         }
       }

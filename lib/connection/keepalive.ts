@@ -31,11 +31,18 @@ export interface SweepResult {
  * keepalive must next look at it (`keepaliveDue`), and every entry goes in at the tail with the same delay,
  * so the queue stays sorted without ever sorting: a sweep takes due entries from the head and stops at the
  * first that is not due. Its cost is the number of due connections, not the number of connections.
+ *
+ * A busy connection is heard many times a second, and moving it to the tail each time was a list move
+ * per message. It moves only once its due time has gone `step` (a sweep interval) past where it sits;
+ * `heardAt` keeps the exact time, and a sweep that reaches an entry heard since leaves it where it is for
+ * a later sweep. A probe therefore still goes out at the first sweep after a full timeout of silence.
  */
 export class Keepalive {
   private readonly queue = new OrderedList<Connection>()
   private timer: NodeJS.Timeout | null = null
   private readonly enabled: boolean
+  /** How far an entry's due time may run ahead of its place in the queue before it moves. */
+  private readonly step: number
 
   constructor (
     private readonly settings: KeepaliveSettings,
@@ -43,6 +50,7 @@ export class Keepalive {
     private readonly log: FastifyBaseLogger
   ) {
     this.enabled = settings.mechanism !== 0
+    this.step = Math.min(settings.intervalMs, settings.timeoutMs)
   }
 
   start (): void {
@@ -61,7 +69,10 @@ export class Keepalive {
   heard (conn: Connection, now: number): void {
     if (!this.enabled) return
     conn.pingSentAt = 0
-    conn.keepaliveDue = now + this.settings.timeoutMs
+    conn.heardAt = now
+    const due = now + this.settings.timeoutMs
+    if (due - conn.keepaliveDue < this.step && conn.keepaliveLink.linked) return
+    conn.keepaliveDue = due
     this.queue.moveToTail(conn.keepaliveLink)
   }
 
@@ -76,6 +87,11 @@ export class Keepalive {
     while (link !== null && link.owner.keepaliveDue <= now) {
       const conn = link.owner
       const next = link.next
+      if (conn.state === 'OPEN' && conn.heardAt + timeoutMs > now) {
+        // Heard since it took its place: due later, within a step; a later sweep finds it here.
+        link = next
+        continue
+      }
       result.visited++
       if (!conn.isOpen) {
         // A closing connection is bounded by closeTimeout instead.

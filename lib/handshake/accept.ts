@@ -144,7 +144,7 @@ export class Acceptor {
         localAddress: conn.localAddress,
         localPort: conn.localPort,
         request
-      }), 0)
+      }), 0, now)
     }
   }
 }
@@ -177,7 +177,7 @@ function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock,
       if (!hooks.has('websocket:message')) return
       clock.begin(now)
       try {
-        dispatcher.dispatch(conn, 'websocket:message', new MessageEvent(conn, data, isBinary) as unknown as WsMessage, data.length + MESSAGE_OVERHEAD)
+        dispatcher.dispatch(conn, 'websocket:message', new MessageEvent(conn, data, isBinary) as unknown as WsMessage, data.length + MESSAGE_OVERHEAD, now)
       } finally {
         clock.end()
       }

@@ -23,6 +23,12 @@ function tableAfter (output: string, heading: string): string[][] {
   return rows
 }
 
+/** The header cells of the markdown table under `heading`. */
+function tableHeader (output: string, heading: string): string[] {
+  const lines = output.slice(output.indexOf(heading)).split('\n')
+  return (lines.find((l) => l.startsWith('|')) ?? '').split('|').slice(1, -1).map((c) => c.trim())
+}
+
 const leading = (cell: string): number => Number(cell.split(' ')[0].replace(/,/g, ''))
 
 test('bench smoke run: every target answers every measure', { timeout: 240_000 }, async () => {
@@ -31,27 +37,42 @@ test('bench smoke run: every target answers every measure', { timeout: 240_000 }
   // Kamailio is a target wherever .ci/run installed it; a machine without it still checks the Node targets.
   const withK = (names: string[]): string[] => /Target K skipped/.test(stdout) ? names : [...names, 'K']
   const measures: Array<[string, string[]]> = [
-    ['### Round trips, 1 connection, one core', withK(['A', 'A-copy', 'A-async', 'B', 'C'])],
-    ['### Round trips, 5 connections, one core', withK(['A', 'A-copy', 'A-async', 'B', 'C'])],
-    ['#### a bare OPTIONS', ['A', 'A-copy', 'A-js', 'C']],
-    ['#### 4,096 bytes', ['A', 'A-copy', 'A-js', 'C']],
-    ['### Handshakes', withK(['A', 'A-copy', 'B', 'C'])],
-    ['### Round trips, 10 connections, whole machine', withK(['A', 'A-copy', 'A2'])]
+    ['### Round trips, 1 connection, one core', ['A', 'A-async', 'B', 'C', 'C-copy']],
+    ['### Round trips, 5 connections, one core', ['A', 'A-async', 'B', 'C', 'C-copy']],
+    ['#### a bare OPTIONS', ['A', 'A-js', 'C', 'C-copy']],
+    ['#### 4,096 bytes', ['A', 'A-js', 'C', 'C-copy']],
+    ['### Handshakes', withK(['A', 'B', 'C', 'C-copy'])],
+    ['### Round trips, 10 connections, whole machine', withK(['A', 'A2', 'C', 'C-copy'])]
   ]
   for (const [heading, targets] of measures) {
     const rows = tableAfter(stdout, heading)
     assert.deepEqual(rows.map((r) => r[0]), targets, heading)
-    // Columns: target, per server CPU-second, vs ref, per second, ... — both figures come from answers.
-    for (const row of rows) assert.ok(leading(row[1]) > 0 && leading(row[3]) > 0, `${heading}: ${row[0]} did nothing: ${row.join(' | ')}`)
+    // Columns: target, per server CPU-second, vs ref, per second, ... — both figures come from answers; the
+    // server's CPU per operation is split into user and system time.
+    const header = tableHeader(stdout, heading)
+    const user = header.findIndex((h) => h.startsWith('user µs per'))
+    const system = header.findIndex((h) => h.startsWith('system µs per'))
+    assert.ok(user > 0 && system === user + 1, `${heading}: no user and system columns: ${header.join(' | ')}`)
+    for (const row of rows) {
+      assert.ok(leading(row[1]) > 0 && leading(row[3]) > 0, `${heading}: ${row[0]} did nothing: ${row.join(' | ')}`)
+      assert.ok(leading(row[user]) + leading(row[system]) > 0, `${heading}: ${row[0]} used no CPU: ${row.join(' | ')}`)
+    }
+  }
+  // The storm: every client of each target open, none failed.
+  const storm = tableAfter(stdout, '### Reconnect storm')
+  assert.deepEqual(storm.map((r) => r[0]), withK(['A']))
+  for (const row of storm) {
+    assert.equal(leading(row[1]), 200, `storm: ${row.join(' | ')}`)
+    assert.equal(leading(row[row.length - 1]), 0, `storm failures: ${row.join(' | ')}`)
   }
   const idle = tableAfter(stdout, '### Memory per idle connection')
-  assert.deepEqual(idle.map((r) => r[0]), withK(['A', 'A-copy', 'B', 'C']))
+  assert.deepEqual(idle.map((r) => r[0]), withK(['A', 'B', 'C', 'C-copy']))
   for (const row of idle) assert.ok(Number.isFinite(leading(row[1])), `idle: ${row.join(' | ')}`)
   const lwsc = tableAfter(stdout, '### lwsc:')
   assert.equal(lwsc.length, 4)
   for (const row of lwsc) assert.ok(leading(row[1]) > 0, `lwsc: ${row.join(' | ')}`)
-  // Every socket measure prints its control's noise floor.
-  assert.ok((stdout.match(/^Noise floor: per server CPU-second ±[\d.]+% \(A-copy\/A /gm) ?? []).length >= 6, 'a measure without its noise floor')
+  // Every socket measure prints its control's noise floor, and the load the machine had meanwhile.
+  assert.ok((stdout.match(/^Noise floor: per server CPU-second ±[\d.]+% \(C-copy\/C .*Load average \(1, 5, 15 min\) before: [\d.]+ /gm) ?? []).length >= 6, 'a measure without its noise floor or load')
   // Cluster mode: every path of bench/cluster.ts delivered everything, and the failure figures were taken.
   const cluster = stdout.split('\n').filter((line) => /^\| (local|cross-node|socket\.io)/.test(line))
   assert.equal(cluster.length, 6, 'cluster tables')

@@ -247,4 +247,34 @@ describe('HookDispatcher (no sockets)', () => {
     assert.deepEqual(flow, ['pause', 'resume'])
     assert.equal(conn.queue?.busy, false)
   })
+
+  test('each awaited hook gets its own full hookTimeout, however long the connection has been busy', async () => {
+    const warning = deferred<{ hook: string, at: number }>()
+    let warnings = 0
+    const warnLog = { error () {}, warn (fields: { hook: string }) { warnings++; warning.resolve({ hook: fields.hook, at: performance.now() }) } } as never
+    const hooks = new Hooks(warnLog)
+    const firstGate = deferred()
+    // The first message's hook settles when told; the second's never does.
+    hooks.add({} as FastifyInstance, 'websocket:message', async (msg: WsMessage) => {
+      if (msg.data === 'first') await firstGate.promise
+      else await new Promise<void>(() => {})
+    })
+    const HOOK_TIMEOUT = 300
+    const dispatcher = new HookDispatcher(hooks, { hookTimeout: HOOK_TIMEOUT, queueLimit: 1 << 20 }, { pause: () => {}, resume: () => {} }, warnLog)
+    const conn = entry(3)
+    const message = (data: string): WsMessage => ({ id: 3, data, binary: false, subProtocol: 'sip', remoteAddress: '', remotePort: 0, log: warnLog })
+    dispatcher.dispatch(conn, 'websocket:message', message('first'), 200)
+    dispatcher.dispatch(conn, 'websocket:message', message('second'), 200)
+    // The first hook runs for two thirds of hookTimeout (the wait is the point: the timer armed for it is
+    // then two thirds gone); the second starts then and must get a whole hookTimeout of its own.
+    await new Promise((resolve) => setTimeout(resolve, HOOK_TIMEOUT * 2 / 3))
+    const secondStarted = performance.now()
+    firstGate.resolve()
+    const warned = await within(warning.promise, HOOK_TIMEOUT * 3 + LATE, () => 'no hookTimeout warning')
+    assert.equal(warnings, 1)
+    assert.equal(warned.hook, 'websocket:message')
+    // A lower bound only (a timeout that fired early), which a loaded machine cannot break.
+    assert.ok(warned.at - secondStarted >= HOOK_TIMEOUT - 25, `timed out ${Math.round(warned.at - secondStarted)} ms after the second hook began`)
+    assert.equal(await dispatcher.whenIdle(LATE), true, 'the queue moved on')
+  })
 })

@@ -206,6 +206,25 @@ describe('sweep cost (keepalive queue only, synthetic entries)', () => {
     assert.equal(k.sweep(1000).visited, 0, 'an expired connection leaves the queue')
   })
 
+  test('a busy peer moves in the queue once per sweep interval, not per frame, and is probed after a full timeout of silence', () => {
+    let probes = 0
+    const k = new Keepalive({ ...settings, timeoutMs: 10_000, intervalMs: 1000 }, { probe: () => { probes++ }, expire: () => { assert.fail('expired') } }, noLog)
+    const conn = entry(0)
+    k.heard(conn, 0)
+    // A frame every 10 ms for 5 s: 500 frames, and the queue place moves about once a second.
+    let moves = 0
+    for (let t = 10; t <= 5000; t += 10) {
+      const before = conn.keepaliveDue
+      k.heard(conn, t)
+      if (conn.keepaliveDue !== before) moves++
+    }
+    assert.ok(moves >= 4 && moves <= 6, `${moves} moves for 500 frames over 5 s`)
+    // Silent from 5,000: no sweep before 15,000 probes it, or counts it as visited.
+    for (let t = 1000; t < 15_000; t += 1000) assert.deepEqual(k.sweep(t), { visited: 0, probed: 0, expired: 0 }, `sweep at ${t}`)
+    assert.deepEqual(k.sweep(15_000), { visited: 1, probed: 1, expired: 0 })
+    assert.equal(probes, 1)
+  })
+
   test('mechanism 2 and keepaliveCloseDead: false probe again each timeout and never expire', () => {
     for (const variant of [{ mechanism: 2 as const }, { closeDead: false }]) {
       let probes = 0

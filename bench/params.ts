@@ -1,0 +1,50 @@
+/**
+ * How long and how often each measure of `npm run bench` runs. Rounds of the socket measures are 2 s after
+ * a warm-up: on this 2-core VM, 0.75 s rounds left the control (C-copy against C) straying ±15–40%, 2 s
+ * rounds held it near ±4% when the machine was otherwise idle. 7 rounds give a median and, with the most
+ * extreme round at each end set aside, a noise floor (bench/verdict.ts). `npm run bench` stays within 15
+ * minutes with these; the measures without a goal, or whose control cannot reach the floor within that
+ * time (message sizes, the whole machine), run in `npm run bench:more`.
+ */
+export interface Params {
+  rtt: { rounds: number, seconds: number, warmupMs: number, conns: number[] }
+  sizes: { rounds: number, seconds: number, warmupMs: number, sizes: number[], conns: number }
+  handshakes: { rounds: number, seconds: number, warmupMs: number, concurrency: number }
+  machine: { rounds: number, seconds: number, warmupMs: number, conns: number[] }
+  storm: { rounds: number, clients: number, deadlineMs: number, attemptTimeoutMs: number }
+  idle: { rounds: number, count: number }
+  registry: { sizes: number[], rounds: number }
+  lwsc: { rounds: number, seconds: number, httpConcurrency: number }
+  /** Load generator processes (the storm and the memory measure spread their connections over them). */
+  loaders: number
+}
+
+export const FULL: Params = {
+  rtt: { rounds: 7, seconds: 2, warmupMs: 500, conns: [1, 50, 500] },
+  sizes: { rounds: 7, seconds: 1, warmupMs: 250, sizes: [0, 4096, 16384, 65536], conns: 50 },
+  handshakes: { rounds: 7, seconds: 2, warmupMs: 500, concurrency: 20 },
+  machine: { rounds: 7, seconds: 2, warmupMs: 500, conns: [50, 500] },
+  // 10,000 clients over 4 load processes: 2,500 sockets each, far under 20,000 open files a process.
+  storm: { rounds: 3, clients: 10_000, deadlineMs: 60_000, attemptTimeoutMs: 30_000 },
+  // 3 rounds for memory, which swings less and costs most (15,000 connections per target and round).
+  idle: { rounds: 3, count: 15_000 },
+  registry: { sizes: [1_000, 100_000, 1_000_000], rounds: 101 },
+  lwsc: { rounds: 8, seconds: 0.75, httpConcurrency: 8 },
+  loaders: 4
+}
+
+export const SMOKE: Params = {
+  rtt: { rounds: 1, seconds: 0.2, warmupMs: 50, conns: [1, 5] },
+  sizes: { rounds: 1, seconds: 0.2, warmupMs: 50, sizes: [0, 4096], conns: 5 },
+  handshakes: { rounds: 1, seconds: 0.2, warmupMs: 50, concurrency: 4 },
+  machine: { rounds: 1, seconds: 0.2, warmupMs: 50, conns: [10] },
+  storm: { rounds: 1, clients: 200, deadlineMs: 20_000, attemptTimeoutMs: 10_000 },
+  idle: { rounds: 1, count: 200 },
+  registry: { sizes: [1_000], rounds: 5 },
+  lwsc: { rounds: 1, seconds: 0.2, httpConcurrency: 2 },
+  loaders: 2
+}
+
+/** What `npm run bench` measures; `npm run bench:more` runs the rest. */
+export const DEFAULT_MEASURES = ['rtt', 'handshakes', 'storm', 'idle', 'registry', 'lwsc', 'cluster']
+export const MORE_MEASURES = ['sizes', 'machine']
