@@ -8,7 +8,7 @@ const LIFETIME_MS = 64 * 500
 interface Entry {
   expiresAt: number
   /** The last response sent back for the request, resent when the request is retransmitted. */
-  response: string | null
+  response: Buffer | null
 }
 
 /**
@@ -45,7 +45,7 @@ export class CoreTransactions {
     return true
   }
 
-  answered (key: string, response: string): void {
+  answered (key: string, response: Buffer): void {
     const entry = this.entries.get(key)
     if (entry !== undefined) entry.response = response
   }
