@@ -8,7 +8,7 @@ import type { Registrar } from '../proxy/registrar'
 import { toStrictNextHop } from '../proxy/route-set'
 import { hostPort, type SipAddress, type SipPeer } from '../sip/address'
 import { splitList, withOptionTags } from '../sip/headers'
-import { sameHost } from '../sip/host'
+import { isGroupAddress, sameHost } from '../sip/host'
 import type { SipRequest, SipResponse } from '../sip/message'
 import { parseSip } from '../sip/parse'
 import { localResponse } from '../sip/reply'
@@ -156,10 +156,15 @@ export class CoreBridge {
       this.outcomes.absorbed('100 Trying', facts)
       return
     }
+    const target = viaTarget(via)
+    if (isGroupAddress(target.address)) {
+      this.outcomes.dropped(`its next Via names a group address (${target.address})`, facts, 'warn')
+      return
+    }
     const bytes = response.toBuffer()
     const key = CoreTransactions.key(response)
     if (key !== null) this.transactions.answered(key, bytes)
-    this.send(bytes, viaTarget(via))
+    this.send(bytes, target)
   }
 
   // ---- core → edge -----------------------------------------------------------------------------------
