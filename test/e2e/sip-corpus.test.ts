@@ -11,7 +11,7 @@ import { freePort } from '../helpers/lwsc'
 import { until } from '../helpers/pool'
 import { RawCore, type AtCore } from '../helpers/raw-core'
 import { reportedSetUp } from '../helpers/set-up'
-import { tortureBytes, type TortureMessage } from '../helpers/torture'
+import { tortureBytes } from '../helpers/torture'
 import { RawSipClient, startExample, type Example } from './helpers'
 
 /** What a proxy may change in a message it forwards (RFC 3261 §16.6; Path and Supported on a REGISTER through an edge, RFC 3327). */
