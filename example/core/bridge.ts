@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionLocal } from '../proxy/connection-local'
 import { LocalAnswers } from '../proxy/local-answers'
+import { Recent } from '../proxy/recent'
 import { factsOf, Outcomes, type MessageFacts } from '../proxy/outcome'
 import { wsFacingRoute } from '../proxy/own-route'
 import type { ProxyVia } from '../proxy/proxy-via'
@@ -69,6 +70,8 @@ export class CoreBridge {
   private readonly flows: FlowRelay
   /** INVITEs from the core the edge answered with a final error: their ACKs stop here. */
   private readonly answers = new LocalAnswers()
+  /** How each INVITE went to the core, by the branch of the edge's Via: its CANCEL and ACK go the same way. */
+  private readonly inviteTransports = new Recent<string>(64 * 500)
   /** Writes to a WebSocket connection; a write counts as the outcome of the message being handled. */
   private readonly sendWs: (id: number, data: string | Buffer) => boolean
 
@@ -264,24 +267,27 @@ export class CoreBridge {
 
   /**
    * Adds the edge's Via and sends to the core: over TCP when SIP_LISTEN is TCP or when the request is too
-   * big for UDP. `Via: SIP/2.0/UDP` and `SIP/2.0/TCP` are as long, so the size is known before choosing.
+   * big for UDP (RFC 3261 §18.1.1), and a CANCEL or an ACK for a non-2xx the way its INVITE went (§9.1,
+   * §17.1.1.3: same branch, same transport). `Via: SIP/2.0/UDP` and `SIP/2.0/TCP` are as long, so the
+   * size is known before choosing.
    */
   private sendRequest (request: SipRequest, id: number, timedOut: (request: SipRequest) => void): void {
     const { core } = this.options
     const sentBy = hostPort(this.transport.local)
-    let proto = core.transport === 'tcp' ? 'TCP' : 'UDP'
-    let via = this.options.via.make(request, proto, sentBy, id, ';rport')
-    request.prepend('Via', via)
+    const via = (proto: string): string => this.options.via.make(request, proto, sentBy, id, ';rport')
+    const branch = parseVia(via('UDP'))?.params.get('branch') ?? ''
+    const pinned = request.method === 'CANCEL' || request.method === 'ACK' ? this.inviteTransports.get(branch) : undefined
+    let proto = pinned ?? (core.transport === 'tcp' ? 'TCP' : 'UDP')
+    request.prepend('Via', via(proto))
     let bytes = request.toBuffer()
-    if (proto === 'UDP' && bytes.length > UDP_LIMIT) {
+    if (pinned === undefined && proto === 'UDP' && bytes.length > UDP_LIMIT) {
       proto = 'TCP'
       request.shift('via', splitList)
-      via = this.options.via.make(request, proto, sentBy, id, ';rport')
-      request.prepend('Via', via)
+      request.prepend('Via', via(proto))
       bytes = request.toBuffer()
     }
+    if (request.method === 'INVITE') this.inviteTransports.set(branch, proto)
     const target: SipPeer = { transport: proto === 'TCP' ? 'tcp' : 'udp', address: core.host, port: core.port }
-    const branch = parseVia(via)?.params.get('branch') ?? ''
     const tracked = this.clients.start(branch, request.method, bytes, target, () => {
       request.shift('via', splitList)
       timedOut(request)

@@ -1,5 +1,6 @@
 import type { SipRequest } from '../sip/message'
 import { topVia } from '../sip/via'
+import { Recent } from './recent'
 
 /** 64 × T1: how long the ACK for a final answer may take to come (RFC 3261 §17.2.1 Timer H). */
 const LIFETIME_MS = 64 * 500
@@ -10,10 +11,11 @@ const LIFETIME_MS = 64 * 500
  * branch), so the edge takes those ACKs in instead of routing them on like an end-to-end ACK.
  */
 export class LocalAnswers {
-  /** Key → when it expires; in insertion order, and all live as long, so the expired ones are in front. */
-  private readonly entries = new Map<string, number>()
+  private readonly keys: Recent<true>
 
-  constructor (private readonly maxEntries = 10000, private readonly now: () => number = Date.now) {}
+  constructor (maxEntries = 10000, now: () => number = Date.now) {
+    this.keys = new Recent(LIFETIME_MS, maxEntries, now)
+  }
 
   /** The key of an INVITE or its ACK that came from `source` (a connection id, or a peer): the top Via's branch and sent-by. */
   static key (source: string, request: SipRequest): string | null {
@@ -25,19 +27,11 @@ export class LocalAnswers {
 
   /** The edge sent a final error for this INVITE. */
   answered (key: string | null): void {
-    if (key === null) return
-    const now = this.now()
-    for (const [k, expiresAt] of this.entries) {
-      if (expiresAt > now && this.entries.size < this.maxEntries) break
-      this.entries.delete(k)
-    }
-    this.entries.set(key, now + LIFETIME_MS)
+    if (key !== null) this.keys.set(key, true)
   }
 
   /** Whether an ACK answers one of the edge's own final errors. */
   has (key: string | null): boolean {
-    if (key === null) return false
-    const expiresAt = this.entries.get(key)
-    return expiresAt !== undefined && expiresAt > this.now()
+    return key !== null && this.keys.get(key) === true
   }
 }

@@ -102,6 +102,20 @@ describe('the bridge: what WebSocket clients send goes to the core, and back', (
     assert.equal(asResponse(await alice.next()).status, 200)
   })
 
+  test('a CANCEL goes to the core the way its INVITE went: over TCP for an INVITE too big for UDP (RFC 3261 §9.1)', async () => {
+    const invite = alice.request('INVITE', 'sip:phone@core.example', { branch: 'z9hG4bKbig', body: 'x'.repeat(UDP_LIMIT), callId: 'big-1' })
+    alice.send(invite)
+    const sent = await core.next()
+    assert.equal(sent.transport, 'tcp')
+    alice.send(alice.request('CANCEL', 'sip:phone@core.example', { branch: 'z9hG4bKbig', callId: 'big-1' }))
+    const cancel = await core.next()
+    assert.equal(cancel.transport, 'tcp')
+    assert.equal(topVia(cancel.message)?.params.get('branch'), topVia(sent.message)?.params.get('branch'))
+    core.send(coreAnswer(asRequest(cancel.message), 200), edge.bridge.local.port)
+    core.send(coreAnswer(asRequest(sent.message), 487, {}, 'Request Terminated'), edge.bridge.local.port)
+    assert.deepEqual([asResponse(await alice.next()).status, asResponse(await alice.next()).status], [200, 487])
+  })
+
   test('a client\'s 100 Trying to the core stops at the edge (it sent its own); its other answers go back by Via', async () => {
     const token = edge.tokens.make(alice.idIn(edge.app))
     core.send(core.request('INVITE', alice.contact, { route: `<sip:${token}@127.0.0.1:${edge.bridge.local.port};lr>` }), edge.bridge.local.port)
