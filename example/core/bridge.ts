@@ -28,6 +28,8 @@ export interface CoreBridgeOptions {
   core: SipAddress
   /** The edge's own SIP address towards the core (port 0 picks one). */
   listen: SipAddress
+  /** The address the core reaches the edge at, when it is not `listen`'s (SIP_ADVERTISE); null: `listen`. */
+  advertise?: SipAddress | null
   via: ProxyVia
   tokenKey: Buffer
   registrar: Registrar
@@ -260,7 +262,9 @@ export class CoreBridge {
     this.mirror.answered(popped.source, response)
     if (!this.sendWs(popped.source, response.payload())) {
       this.outcomes.dropped('the connection it is for is gone', { ...facts, to: popped.source })
+      return
     }
+    this.options.log.debug({ ...facts, to: popped.source, server: response.get('server') }, 'sip core: response relayed to its flow')
   }
 
   // ---- sending ---------------------------------------------------------------------------------------
@@ -273,7 +277,7 @@ export class CoreBridge {
    */
   private sendRequest (request: SipRequest, id: number, timedOut: (request: SipRequest) => void): void {
     const { core } = this.options
-    const sentBy = hostPort(this.transport.local)
+    const sentBy = hostPort(this.advertised)
     const via = (proto: string): string => this.options.via.make(request, proto, sentBy, id, ';rport')
     const branch = parseVia(via('UDP'))?.params.get('branch') ?? ''
     const pinned = request.method === 'CANCEL' || request.method === 'ACK' ? this.inviteTransports.get(branch) : undefined
@@ -323,13 +327,17 @@ export class CoreBridge {
     if (via !== null) this.send(bytes, viaTarget(via))
   }
 
-  private coreFacingHost (): string {
-    const local = this.transport.local
-    return hostPort(local) + (local.transport === 'tcp' ? ';transport=tcp' : '')
+  /** Where the core reaches the edge: SIP_ADVERTISE, else the address bound. */
+  private get advertised (): SipAddress {
+    return this.options.advertise ?? this.transport.local
   }
 
+  private coreFacingHost (): string {
+    return hostPort(this.advertised) + (this.advertised.transport === 'tcp' ? ';transport=tcp' : '')
+  }
+
+  /** A URI naming the edge facing the core: the address it advertises, or the one it is bound to. */
   private isCoreFacing (uri: SipUri): boolean {
-    const local = this.transport.local
-    return sameHost(uri.host, local.host) && (uri.port ?? 5060) === local.port
+    return [this.advertised, this.transport.local].some((address) => sameHost(uri.host, address.host) && (uri.port ?? 5060) === address.port)
   }
 }

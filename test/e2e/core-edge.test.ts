@@ -93,6 +93,41 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
     }
   })
 
+  test('a phone whose contact has no user part (<sip:127.0.0.1:port;transport=UDP>): alice\'s ACK and BYE reach it (RFC 3261 §16.4)', async () => {
+    const phone = await registeredPhone(coreAddress(), 'uas-answer-userless.xml', 'pbx', 'register-userless.xml')
+    try {
+      const [contact] = await coreContacts(core.port, 'pbx')
+      assert.match(contact.Address, /^sip:127\.0\.0\.1:\d+;transport=UDP$/)
+      const session = alice.call('sip:pbx@127.0.0.1', NO_MEDIA)
+      await sessionEvent(session, 'confirmed', 'the call to be answered')
+      await phone.printed('SIPP-GOT-ACK')
+      const ended = sessionEvent(session, 'ended', 'the call to end')
+      session.terminate()
+      await ended
+      // The phone checked the Request-URI of the ACK and the BYE: user-less, as its contact.
+      await sippPassed(phone, 'uas-answer-userless.xml')
+    } finally {
+      await phone.stop()
+    }
+  })
+
+  test('a phone with a user-less contact calls alice; she hangs up: her BYE reaches it', async () => {
+    const call = incomingCall(alice)
+    const caller = await startSipp('uac-call-userless.xml', { remote: coreAddress(), service: 'alice' })
+    try {
+      const session = await call
+      const confirmed = sessionEvent(session, 'confirmed', 'the ACK')
+      session.answer(NO_MEDIA)
+      await confirmed
+      const ended = sessionEvent(session, 'ended', 'the BYE to be answered')
+      session.terminate()
+      await ended
+      await sippPassed(caller, 'uac-call-userless.xml')
+    } finally {
+      await caller.stop()
+    }
+  })
+
   for (const [scenario, who] of [['uac-call-hangup.xml', 'the phone'], ['uac-call-hear-bye.xml', 'alice']] as const) {
     test(`a sipp phone calls alice through the core; alice answers; ${who} hangs up`, async () => {
       const call = incomingCall(alice)

@@ -128,6 +128,8 @@ export type BridgeEdge = SipApp & { bridge: CoreBridge, proxy: SipProxy, registr
 export interface BridgeEdgeOptions {
   /** T1 and T2 of the edge's retransmissions towards the core. */
   timers?: SipTimers
+  /** The address the edge advertises to the core (SIP_ADVERTISE). */
+  advertise?: { host: string, port: number }
   /** A Redis URL: the edge is a cluster node, its locations there. */
   redis?: string
   plugin?: SipWsOptions
@@ -150,7 +152,8 @@ export async function bridgeEdge (core: RawCore, log: Logger, options: BridgeEdg
     const bridge = new CoreBridge({
       core: { transport: 'udp', host: core.host, port: core.port },
       listen: { transport: 'udp', host: core.host, port: 0 },
-      via, tokenKey, registrar, connections, sendWs: send, log, serverName: 'bridge test', remote: locations, outcomes, timers: options.timers
+      via, tokenKey, registrar, connections, sendWs: send, log, serverName: 'bridge test', remote: locations, outcomes, timers: options.timers,
+      advertise: options.advertise === undefined ? null : { transport: 'udp', ...options.advertise }
     })
     await bridge.start()
     app.addHook('onClose', async () => {

@@ -25,7 +25,7 @@ export interface SippOptions {
   timeoutMs?: number
   /** Its address: 127.0.0.1, or ::1 for IPv6. */
   host?: '127.0.0.1' | '::1'
-  /** Calls to run (-m), one at a time (-l 1); 1 by default. */
+  /** Calls to run (-m), 1 by default; with a `remote`, one at a time (-l 1). */
   calls?: number
   /** More of sipp's options: `-nr`, `-lost 20`, ... */
   extra?: string[]
@@ -73,7 +73,8 @@ async function launch (scenario: string, options: SippOptions, port: number): Pr
     ...(options.remote === undefined ? [] : [options.remote]),
     '-sf', join(SCENARIOS, scenario), '-i', host, '-mi', host, '-p', String(port),
     ...(process.env.SIPP_TRACE === undefined ? [] : ['-trace_msg']),
-    '-m', String(options.calls ?? 1), '-l', '1', '-nostdin', '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error', '-trace_err',
+    // A calling sipp makes its calls one after the other; an answering one takes them as they come.
+    '-m', String(options.calls ?? 1), ...(options.remote === undefined ? [] : ['-l', '1']), '-nostdin', '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error', '-trace_err',
     '-s', options.service ?? 'service',
     ...Object.entries(options.keys ?? {}).flatMap(([name, value]) => ['-key', name, value]),
     ...options.extra ?? []

@@ -144,3 +144,35 @@ describe('the bridge: what WebSocket clients send goes to the core, and back', (
     assert.equal(core.pending, 0)
   })
 })
+
+describe('the bridge behind a NAT or a relay: the address it advertises (SIP_ADVERTISE)', () => {
+  const logged = recordedLog()
+  let core: RawCore
+  let edge: BridgeEdge
+
+  before(reportedSetUp(async () => {
+    core = await RawCore.start()
+    edge = await bridgeEdge(core, logged.log, { advertise: { host: '192.0.2.10', port: 6070 } })
+  }))
+  after(async () => {
+    await edge?.close()
+    await core?.close()
+    assertEveryDropExplained(logged.entries)
+  })
+
+  test('goes in its Via, Path and Record-Route; a route naming it is the edge\'s own', async () => {
+    const carol = await edge.client('carol')
+    carol.send(carol.request('REGISTER', 'sip:example.test', { to: 'sip:carol@example.test' }))
+    const register = asRequest((await core.next()).message)
+    assert.match(register.get('path') ?? '', /^<sip:[A-Za-z0-9_-]{24}@192\.0\.2\.10:6070;lr;ob>$/)
+    assert.equal(`${topVia(register)?.host ?? ''}:${topVia(register)?.port ?? ''}`, '192.0.2.10:6070')
+    core.send(coreAnswer(register, 200), edge.bridge.local.port)
+    asResponse(await carol.next())
+    const token = edge.tokens.make(carol.idIn(edge.app))
+    core.send(core.request('MESSAGE', carol.contact, { route: `<sip:${token}@192.0.2.10:6070;lr>` }), edge.bridge.local.port)
+    assert.equal(asRequest(await carol.next()).has('route'), false)
+    carol.send(carol.request('INVITE', 'sip:phone@core.example'))
+    const invite = asRequest((await core.next()).message)
+    assert.match(invite.getAll('record-route').flatMap(splitList)[0], /@192\.0\.2\.10:6070;lr;r2=on>$/)
+  })
+})
