@@ -72,7 +72,6 @@ export class FlowRelay {
       return
     }
     if (flow === 'forged') {
-      this.options.log.warn({ ...facts }, 'sip core: forged flow token, nothing relayed')
       reply(request, 403, 'Forbidden', 'bad flow token')
       return
     }

@@ -21,6 +21,7 @@ import { factsOf, Outcomes } from '../../../example/proxy/outcome'
 import { parseUri } from '../../../example/sip/uri'
 import { topVia } from '../../../example/sip/via'
 import { RawSipClient } from '../../e2e/helpers'
+import { assertEveryDropExplained } from '../../helpers/drops'
 import { recordedLog } from '../../helpers/log'
 import { until, within } from '../../helpers/pool'
 import { startRedis, type RedisServer } from '../../helpers/redis'
@@ -65,7 +66,7 @@ async function relayEdge (log: FastifyBaseLogger, parts: (app: FastifyInstance, 
 }
 
 describe('relaying alone: to the newest binding of this node, else 404', () => {
-  const { log, next } = recordedLog()
+  const { log, next, entries } = recordedLog()
   let edge: SipApp & { parts: Parts }
   let alice: RawSipClient
   let bob: RawSipClient
@@ -76,7 +77,10 @@ describe('relaying alone: to the newest binding of this node, else 404', () => {
     bob = await edge.client('bob')
     assert.equal(asResponse(await bob.register()).status, 200)
   }))
-  after(async () => { await edge?.close() })
+  after(async () => {
+    await edge?.close()
+    assertEveryDropExplained(entries)
+  })
 
   test('retargeted to the contact, one hop less, with a Via sent by the target\'s local side naming the source', async () => {
     alice.send(alice.request('MESSAGE', 'sip:bob@example.test', { headers: { 'Max-Forwards': '10' } }))
