@@ -103,7 +103,7 @@ function milliseconds (env: NodeJS.ProcessEnv, name: string): number | undefined
  */
 export function sipAddresses (opts: ExampleOptions): { core: SipAddress, listen: SipAddress, advertise: SipAddress | null } | null {
   for (const [value, name] of [[opts.sipListen, 'sipListen (SIP_LISTEN)'], [opts.sipAdvertise, 'sipAdvertise (SIP_ADVERTISE)']] as const) {
-    if (value !== undefined && opts.sipCore === undefined) throw new Error(`${name} is about the edge's address towards a core: set sipCore (SIP_CORE) too`)
+    if (value !== undefined && opts.sipCore === undefined) throw new Error(`${name} is the edge's address towards a core: set sipCore (SIP_CORE) too`)
   }
   if (opts.sipCore === undefined) return null
   const core = parseSipAddress(opts.sipCore, 'sipCore (SIP_CORE)')

@@ -79,8 +79,8 @@ describe('sipAddresses: the core and the edge\'s address towards it', () => {
   })
 
   test('a listen address without a core, or a bad address, is refused with the setting\'s name', () => {
-    assert.throws(() => sipAddresses({ sipListen: 'udp:127.0.0.1:5070' }), /^Error: sipListen \(SIP_LISTEN\) is about the edge's address towards a core: set sipCore \(SIP_CORE\) too$/)
-    assert.throws(() => sipAddresses({ sipAdvertise: '127.0.0.1:5070' }), /^Error: sipAdvertise \(SIP_ADVERTISE\) is about the edge's address towards a core/)
+    assert.throws(() => sipAddresses({ sipListen: 'udp:127.0.0.1:5070' }), /^Error: sipListen \(SIP_LISTEN\) is the edge's address towards a core: set sipCore \(SIP_CORE\) too$/)
+    assert.throws(() => sipAddresses({ sipAdvertise: '127.0.0.1:5070' }), /^Error: sipAdvertise \(SIP_ADVERTISE\) is the edge's address towards a core/)
     assert.throws(() => sipAddresses({ sipCore: 'udp:127.0.0.1:5060', sipAdvertise: 'edge.example:5070' }), /^Error: sipAdvertise \(SIP_ADVERTISE\) must be/)
     assert.throws(() => sipAddresses({ sipCore: 'udp:core.example:5060' }), /^Error: sipCore \(SIP_CORE\) must be udp:IP:PORT/)
     assert.throws(() => sipAddresses({ sipCore: 'udp:127.0.0.1:5060', sipListen: 'sctp:127.0.0.1:5070' }), /^Error: sipListen \(SIP_LISTEN\) must be udp:IP:PORT/)
