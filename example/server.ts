@@ -11,6 +11,7 @@ import { handshakeGate } from './handshake-gate'
 import { optionsFromEnv, sipAddresses, type ExampleOptions } from './options'
 import { servePage } from './page'
 import { connectionLocal, type ConnectionLocal } from './proxy/connection-local'
+import { Outcomes } from './proxy/outcome'
 import { ProxyVia } from './proxy/proxy-via'
 import { Registrar } from './proxy/registrar'
 import { SERVER_NAME, SipProxy } from './proxy/sip-proxy'
@@ -39,12 +40,13 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
   const locations = link?.locations(app, connections) ?? null
   const registrar = new Registrar(MAX_BINDINGS_PER_CONNECTION, Date.now, locations)
   const via = new ProxyVia(link?.keys.via ?? randomBytes(32))
+  const outcomes = new Outcomes(app.log)
   // app.wsSend takes any node's connection id; for another node's it is one publish through Redis.
-  const send = (id: number, text: string): boolean => app.wsSend(id, text)
+  const send = (id: number, data: string | Buffer): boolean => app.wsSend(id, data)
   const bridge = sip === null
     ? null
-    : new CoreBridge({ ...sip, via, tokenKey: link?.keys.flowTokens ?? randomBytes(32), registrar, connections, sendWs: send, log: app.log, serverName: SERVER_NAME, remote: locations })
-  const proxy = new SipProxy({ send, log: app.log, registrar, via, connections, core: bridge, locations })
+    : new CoreBridge({ ...sip, via, tokenKey: link?.keys.flowTokens ?? randomBytes(32), registrar, connections, sendWs: send, log: app.log, serverName: SERVER_NAME, remote: locations, outcomes })
+  const proxy = new SipProxy({ send, log: app.log, registrar, via, connections, core: bridge, locations, outcomes })
 
   if (link !== null && locations !== null) link.watch(app, locations, registrar)
   if (bridge !== null) await startBridge(app, bridge)

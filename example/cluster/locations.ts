@@ -114,8 +114,8 @@ export class ClusterLocations implements Locations, RegistrarListener {
     return await this.bindings.connection(connectionId)
   }
 
-  async send (connectionId: number, text: string): Promise<boolean> {
-    return await this.peers.send(connectionId, text)
+  async send (connectionId: number, data: string | Buffer): Promise<boolean> {
+    return await this.peers.send(connectionId, data)
   }
 
   /**

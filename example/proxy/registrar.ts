@@ -169,9 +169,11 @@ export class Registrar {
 }
 
 /**
- * What identifies a contact: user and host. WebSocket UAs make both up (`sip:k3j2h@df7jal23ls0d.invalid`,
- * RFC 7118 §5.2), so they are unique enough; the host is case-insensitive, the user is not (RFC 3261 §19.1.4).
+ * What identifies a contact: user, host and port, as RFC 3261 §19.1.4 compares URIs: the user with its
+ * escapes resolved (`%61lice` is `alice`) and case-sensitive, the host case-insensitive, a missing port
+ * not the same as 5060. WebSocket UAs make user and host up (`sip:k3j2h@df7jal23ls0d.invalid`, RFC 7118
+ * §5.2), so they are unique enough; a phone's contact may have no user part (`sip:192.0.2.4:5091`).
  */
 export function contactKey (uri: SipUri): string {
-  return `${uri.user ?? ''}@${uri.host.toLowerCase()}`
+  return `${uri.user ?? ''}@${uri.host.toLowerCase()}${uri.port === null ? '' : `:${uri.port}`}`
 }

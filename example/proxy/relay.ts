@@ -2,10 +2,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import { splitList } from '../sip/headers'
 import type { SipRequest, SipResponse } from '../sip/message'
 import { hostPort } from '../sip/address'
-import { topRoute, type SipUri } from '../sip/uri'
+import type { SipUri } from '../sip/uri'
 import { decrementMaxForwards } from '../sip/validate'
 import type { ConnectionLocal } from './connection-local'
-import { isOwnRoute } from './own-route'
+import type { Outcomes } from './outcome'
 import type { ProxyVia } from './proxy-via'
 import type { Binding, Registrar, RemoteBinding } from './registrar'
 
@@ -13,8 +13,11 @@ import type { Binding, Registrar, RemoteBinding } from './registrar'
 export interface CoreSide {
   /** A Route URI the edge made facing the core (its address, or a flow token of any node of the cluster). */
   namesEdge: (uri: SipUri) => boolean
-  /** A client's request (Max-Forwards already counted) on its way to the core. */
-  toCore: (id: number, request: SipRequest) => void
+  /**
+   * A client's request (Max-Forwards already counted) on its way to the core; `timedOut` gets it back
+   * when the core never answers (RFC 3261 §16.8: the proxy then answers 408 itself).
+   */
+  toCore: (id: number, request: SipRequest, timedOut: (request: SipRequest) => void) => void
   /** A client's response to a request the core sent, its Via of ours already popped. */
   responseToCore: (response: SipResponse) => void
 }
@@ -28,18 +31,19 @@ export interface Locations {
   /** The live binding a Request-URI names on another node, or null; rejects when that cannot be told. */
   find: (ruri: SipUri) => Promise<RemoteBinding | null>
   /** A confirmed send to a connection of any node: false when it is gone. */
-  send: (connectionId: number, text: string) => Promise<boolean>
+  send: (connectionId: number, data: string | Buffer) => Promise<boolean>
   /** Drops a binding found stale. */
   forget: (binding: RemoteBinding) => Promise<void>
 }
 
-/** How the proxy answers a request itself. */
-export type Reply = (id: number, request: SipRequest, status: number, reason: string, extra?: Array<[string, string]>) => void
+/** How the proxy answers a request itself; `why` goes in the log line of a refusal. */
+export type Reply = (id: number, request: SipRequest, status: number, reason: string, why: string, extra?: Array<[string, string]>) => void
 
 export interface RelayOptions {
-  /** Sends a SIP message as a text frame; false when the connection is gone. */
-  send: (id: number, text: string) => boolean
+  /** Sends a SIP message to a connection; false when the connection is gone. */
+  send: (id: number, data: string | Buffer) => boolean
   reply: Reply
+  outcomes: Outcomes
   log: FastifyBaseLogger
   registrar: Registrar
   connections: ReadonlyMap<number, ConnectionLocal>
@@ -49,9 +53,10 @@ export interface RelayOptions {
 }
 
 /**
- * RFC 3261 §16.4–16.6 for one target, stateless: a request for a user goes to the connection of the
- * user's newest binding (this node's, else another node's through the cluster), else to the core, else
- * 404. With a core, REGISTER and requests that still have a Route after the edge's own go to the core.
+ * RFC 3261 §16.5–16.6 for one target, stateless, once the edge's own Routes are gone (route-set.ts): a
+ * request for a user goes to the connection of the user's newest binding (this node's, else another
+ * node's through the cluster), else to the core, else 404. With a core, REGISTER and requests that still
+ * have a Route go to the core.
  */
 export class Relay {
   constructor (private readonly options: RelayOptions) {}
@@ -59,13 +64,12 @@ export class Relay {
   relay (id: number, request: SipRequest, ruri: SipUri): void | Promise<void> {
     const { core, locations } = this.options
     if (!decrementMaxForwards(request)) {
-      if (request.method !== 'ACK') this.options.reply(id, request, 483, 'Too Many Hops')
+      this.options.reply(id, request, 483, 'Too Many Hops', 'Max-Forwards is 0')
       return
     }
-    this.popOwnRoutes(id, request)
     // A request that still has a Route after ours follows it (a dialog set up through the core).
     if (core !== null && (request.method === 'REGISTER' || request.has('route'))) {
-      core.toCore(id, request)
+      this.toCore(core, id, request)
       return
     }
     const binding = this.lookup(ruri)
@@ -74,29 +78,17 @@ export class Relay {
     else this.noBinding(id, request, ruri)
   }
 
-  /**
-   * Removes the Routes naming this edge (RFC 3261 §16.4): alone, a route a client preloaded; with a
-   * core, both of the edge's record-routes (one facing the client, one facing the core).
-   */
-  private popOwnRoutes (id: number, request: SipRequest): void {
-    const { core } = this.options
-    const local = this.options.connections.get(id)
-    const most = core === null ? 1 : 2
-    for (let i = 0; i < most; i++) {
-      const uri = topRoute(request)
-      if (uri === null || !(isOwnRoute(uri, local) || core?.namesEdge(uri) === true)) return
-      request.shift('route', splitList)
-    }
+  private toCore (core: CoreSide, id: number, request: SipRequest): void {
+    core.toCore(id, request, (sent) => { this.options.reply(id, sent, 408, 'Request Timeout', 'the core did not answer') })
   }
 
   /** Nobody the request is for is registered (anywhere in the cluster): to the core, else 404. */
   private noBinding (id: number, request: SipRequest, ruri: SipUri): void {
     if (this.options.core !== null) {
-      this.options.core.toCore(id, request)
+      this.toCore(this.options.core, id, request)
       return
     }
-    this.options.log.debug({ id, method: request.method, user: ruri.user }, 'sip: no binding')
-    if (request.method !== 'ACK') this.options.reply(id, request, 404, 'Not Found')
+    this.options.reply(id, request, 404, 'Not Found', `nobody registered as ${ruri.user ?? ruri.host}`)
   }
 
   /** The open binding a Request-URI names: an AOR's newest, or the one whose contact it is. */
@@ -110,7 +102,7 @@ export class Relay {
     const target = this.options.connections.get(binding.connectionId)
     if (target === undefined) return
     this.retarget(id, request, binding, target)
-    if (!this.options.send(binding.connectionId, request.toString())) {
+    if (!this.options.send(binding.connectionId, request.payload())) {
       this.notRelayed(id, request)
       return
     }
@@ -132,7 +124,7 @@ export class Relay {
     } catch (err) {
       log.warn({ err, id, user: ruri.user }, 'sip cluster: lookup failed')
       // A core reaches every client of the edge through their Paths, Redis or not.
-      if (this.options.core !== null) this.options.core.toCore(id, request)
+      if (this.options.core !== null) this.toCore(this.options.core, id, request)
       else this.unavailable(id, request)
       return
     }
@@ -141,7 +133,7 @@ export class Relay {
       return
     }
     this.retarget(id, request, binding, binding.local ?? this.options.connections.get(id))
-    const text = request.toString()
+    const text = request.payload()
     if (request.method === 'ACK') {
       // Nothing answers an ACK: one publish, unconfirmed.
       this.options.send(binding.connectionId, text)
@@ -151,6 +143,7 @@ export class Relay {
     // Rejections of the handlers themselves are caught too: nothing here may become an unhandled rejection.
     locations.send(connectionId, text).then((delivered) => {
       if (delivered) {
+        this.options.outcomes.sent()
         log.debug({ id, to: connectionId, node, method: request.method }, 'sip cluster: relayed request')
         return
       }
@@ -176,7 +169,7 @@ export class Relay {
   }
 
   private unavailable (id: number, request: SipRequest): void {
-    if (request.method !== 'ACK') this.options.reply(id, request, 480, 'Temporarily Unavailable')
+    this.options.reply(id, request, 480, 'Temporarily Unavailable', 'the target\'s connection could not be reached')
   }
 
   /** The target did not take a request we had put our Via on: the 480 goes to the sender's Via. */
