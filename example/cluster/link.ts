@@ -1,6 +1,8 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import IORedis, { type Redis } from 'ioredis'
+import type { ClusterNodeInfo } from '../../lib'
 import type { ConnectionLocal } from '../proxy/connection-local'
+import type { Parking } from '../proxy/parking'
 import type { Registrar } from '../proxy/registrar'
 import { ClusterLocations } from './locations'
 import { RedisBindings } from './redis-bindings'
@@ -13,6 +15,21 @@ export const NODE_TIMEOUT = 3000
 const CONNECT_TIMEOUT = 10000
 /** As the plugin's `requestTimeout` default. */
 const COMMAND_TIMEOUT = 1000
+/**
+ * How long a user whose connection closed in a drain stays "moving": requests for it wait that long for its
+ * registration on another node. JsSIP waits 2 s before it reconnects, so a UA moves in 2–5 s.
+ */
+export const MOVING_GRACE_MS = 10000
+
+/**
+ * `cluster:rejoined` (the plugin tells a node that the others may have counted it gone: its lease ran out
+ * or was lost, or its event loop stalled), as the example relies on it.
+ */
+export interface ClusterRejoined {
+  instance: string
+  reason: 'lease-expired' | 'lease-lost' | 'stalled'
+  gapMs: number
+}
 
 /**
  * The example's own Redis connection in cluster mode (REDIS_URL), beside the two the plugin opens: the
@@ -61,33 +78,49 @@ export class ClusterLink {
 
   /**
    * The proxy's view of the cluster, once the plugin has joined it (`app.wsCluster`); `connections` are
-   * the local sides written with this node's bindings.
+   * the local sides written with this node's bindings; `parking` holds the requests for moving users.
    */
-  locations (app: FastifyInstance, connections: ReadonlyMap<number, ConnectionLocal>): ClusterLocations {
-    return new ClusterLocations(new RedisBindings(this.redis, CLUSTER_PREFIX, app.wsCluster.instance), app.wsCluster, connections, NODE_TIMEOUT, app.log)
+  locations (app: FastifyInstance, connections: ReadonlyMap<number, ConnectionLocal>, parking: Parking): ClusterLocations {
+    const bindings = new RedisBindings(this.redis, CLUSTER_PREFIX, app.wsCluster.instance)
+    return new ClusterLocations(bindings, app.wsCluster, connections, MOVING_GRACE_MS, app.log, (aor) => { parking.wake(aor) })
   }
 
   /**
    * Keeps Redis in step: a node that went down has its bindings purged (`cluster:node-down`: each survivor
-   * purges, and a purge done twice removes nothing more); after Redis comes back, which may be empty, the
-   * secret and the bindings of this node's `registrar` are written again. Quits at close.
+   * purges, unless Redis says the node's lease is alive after all, and a purge done twice removes nothing
+   * more); after Redis comes back, which may be empty, or when the others may have counted this node gone
+   * (`cluster:rejoined`), the secret and the bindings of this node's `registrar` are written again. Quits
+   * at close.
    */
   watch (app: FastifyInstance, locations: ClusterLocations, registrar: Registrar): void {
     const log = app.log
-    app.addWsHook('cluster:node-down', async (node) => {
-      const removed = await locations.purge(node.instance).catch((err: unknown) => {
-        log.warn({ err, node: node.instance }, 'sip cluster: bindings of a node that went down not purged (stale ones are purged when found)')
+    const rechecks = new Set<NodeJS.Timeout>()
+    const purge = async (node: ClusterNodeInfo, again: boolean): Promise<void> => {
+      const removed = await locations.purge(node.instance, node.prefixes).catch((err: unknown) => {
+        log.warn({ err, node: node.instance }, 'sip cluster: bindings of a node that went down not purged (each is dropped when a send to it fails)')
         return 0
       })
-      log.info({ node: node.instance, removed }, 'sip cluster: node down, its bindings purged')
+      if (removed >= 0) {
+        log.info({ node: node.instance, removed }, 'sip cluster: node down, its bindings purged')
+      } else if (!again) {
+        log.warn({ node: node.instance }, 'sip cluster: node down, but Redis holds its lease: its bindings stay')
+      } else {
+        // Its lease outlives its last renewal by up to nodeTimeout: Redis may not know yet.
+        log.info({ node: node.instance }, 'sip cluster: node down, but Redis still holds its lease; checking again in nodeTimeout')
+        const timer = setTimeout(() => { rechecks.delete(timer); void purge(node, false) }, NODE_TIMEOUT)
+        rechecks.add(timer)
+      }
+    }
+    app.addWsHook('cluster:node-down', async (node) => { await purge(node, true) })
+    onRejoined(app, (info) => {
+      log.warn({ ...info }, 'sip cluster: the others may have counted this node gone; writing its bindings again')
+      void this.recover(locations, registrar, log, 'rejoined')
     })
     this.redis.on('error', (err: Error) => { log.debug({ err }, 'sip cluster: Redis connection error') })
     // Attached once ready: every later 'ready' is Redis coming back.
-    this.redis.on('ready', () => {
-      locations.redisBack()
-      void this.recover(locations, registrar, log)
-    })
+    this.redis.on('ready', () => { void this.recover(locations, registrar, log, 'Redis is back') })
     app.addHook('onClose', async () => {
+      for (const timer of rechecks) clearTimeout(timer)
       await locations.written()
       if (this.redis.status === 'ready') await this.redis.quit().catch(() => { this.redis.disconnect() })
       else this.redis.disconnect()
@@ -99,12 +132,24 @@ export class ClusterLink {
     this.redis.disconnect()
   }
 
-  private async recover (locations: ClusterLocations, registrar: Registrar, log: FastifyBaseLogger): Promise<void> {
+  private async recover (locations: ClusterLocations, registrar: Registrar, log: FastifyBaseLogger, why: string): Promise<void> {
     try {
       if (!await this.secret.reassert()) log.error('sip cluster: the secret in Redis is not this node\'s (a node started while Redis was empty); restart this node so that all agree')
-      log.info({ bindings: locations.resync(registrar.all()) }, 'sip cluster: Redis is back, bindings written again')
+      log.info({ bindings: locations.resync(registrar.all()) }, `sip cluster: ${why}, bindings written again`)
     } catch (err) {
-      log.warn({ err }, 'sip cluster: Redis is back but the bindings could not be written again')
+      log.warn({ err, why }, 'sip cluster: the bindings could not be written again')
     }
+  }
+}
+
+/**
+ * Adds the `cluster:rejoined` hook. Typed loosely, and logged when missing, until the plugin (issue #19's
+ * lib half) has the hook: the example is written to its contract.
+ */
+function onRejoined (app: FastifyInstance, hook: (info: ClusterRejoined) => void): void {
+  try {
+    (app.addWsHook as unknown as (name: string, fn: (info: ClusterRejoined) => void) => void)('cluster:rejoined', hook)
+  } catch (err) {
+    app.log.warn({ err }, 'sip cluster: this plugin has no cluster:rejoined hook; a node counted gone while alive is healed only by its users\' re-registrations')
   }
 }

@@ -7,6 +7,7 @@ import type { ConnectionLocal } from './connection-local'
 import type { ProxyVia } from './proxy-via'
 import { DEFAULT_EXPIRES, register } from './register'
 import type { Registrar } from './registrar'
+import type { Parking } from './parking'
 import { Relay, type CoreSide, type Locations } from './relay'
 
 export interface SipProxyOptions {
@@ -22,6 +23,8 @@ export interface SipProxyOptions {
   core: CoreSide | null
   /** The other nodes' bindings, in a cluster; null alone. */
   locations: Locations | null
+  /** Where requests for users moving between nodes wait, in a cluster. */
+  parking?: Parking | null
   /** Longest registration granted, in seconds (RFC 3261 §10.3 step 7 lets a registrar shorten it). */
   maxExpires?: number
   serverName?: string
@@ -63,10 +66,20 @@ export class SipProxy {
   closed (id: number): string[] {
     this.options.connections.delete(id)
     const aors = this.options.registrar.dropConnection(id)
-    if (aors.length > 0) {
-      this.options.locations?.closed(id)
-      this.options.log.info({ id, aors }, 'sip: bindings dropped with their connection')
-    }
+    // Also when its bindings moved out before (a drain): the cluster forgets the connection either way.
+    this.options.locations?.closed(id)
+    if (aors.length > 0) this.options.log.info({ id, aors }, 'sip: bindings dropped with their connection')
+    return aors
+  }
+
+  /**
+   * The connection is about to be closed because this node drains: its bindings go now, and in a cluster
+   * they are marked moving, so requests for their users wait for them to register on another node.
+   */
+  moveOut (id: number): string[] {
+    this.options.locations?.moving(id)
+    const aors = this.options.registrar.dropConnection(id)
+    if (aors.length > 0) this.options.log.info({ id, aors }, 'sip: bindings moving out with their connection (drain)')
     return aors
   }
 
@@ -154,14 +167,16 @@ export class SipProxy {
       return
     }
     if (!this.options.send(popped.source, response.toString())) {
-      this.options.log.debug({ id, to: popped.source, status: response.status }, 'sip: response for a closed connection dropped')
+      // Its request's sender closed its connection (or its node is gone): nobody is left to tell.
+      this.options.log.warn({ id, to: popped.source, status: response.status, callId: response.get('call-id'), cseq: response.get('cseq') }, 'sip: response not delivered: its connection is closed')
       return
     }
     this.options.log.debug({ id, to: popped.source, status: response.status }, 'sip: relayed response')
   }
 
   private reply (id: number, request: SipRequest, status: number, reason: string, extra: Array<[string, string]> = []): void {
-    this.options.send(id, localResponse(request, status, reason, this.serverName, extra).toString())
+    if (this.options.send(id, localResponse(request, status, reason, this.serverName, extra).toString())) return
+    this.options.log.warn({ id, status, method: request.method, callId: request.get('call-id') }, 'sip: response not delivered: its connection is closed')
   }
 
   private unparsable (id: number, data: string | Buffer, err: unknown): void {

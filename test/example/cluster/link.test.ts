@@ -6,6 +6,7 @@ import sipWs from '../../../lib'
 import { ClusterLink, NODE_TIMEOUT } from '../../../example/cluster/link'
 import { RedisBindings } from '../../../example/cluster/redis-bindings'
 import type { ConnectionLocal } from '../../../example/proxy/connection-local'
+import { Parking } from '../../../example/proxy/parking'
 import { Registrar } from '../../../example/proxy/registrar'
 import { parseUri } from '../../../example/sip/uri'
 import { startNode } from '../../helpers/cluster'
@@ -62,7 +63,7 @@ describe('ClusterLink.watch: node-down purges, Redis coming back, close', () => 
     app = Fastify(logged.fastifyOptions)
     await app.register(sipWs, { cluster: link.pluginOptions })
     const connections = new Map([[1, LOCAL]])
-    const locations = link.locations(app, connections)
+    const locations = link.locations(app, connections, new Parking())
     const registrar = new Registrar(32, Date.now, locations)
     link.watch(app, locations, registrar)
     registrar.update('mia', 1, 'sip:m1@x.invalid', parseUri('sip:m1@x.invalid') ?? assert.fail(), new Map(), 600)

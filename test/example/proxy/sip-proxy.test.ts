@@ -144,6 +144,7 @@ describe('the proxy in a cluster: a REGISTER is answered once Redis holds its bi
     const other = new RedisBindings(client, 'sipws', 'another-node')
     assert.equal(asResponse(await dave.register()).status, 200)
     const found = await other.find(parseUri('sip:dave@example.test') ?? assert.fail())
+    assert.ok(found !== null && 'node' in found)
     assert.equal(found?.connectionId, dave.idIn(edge.app))
     assert.equal(found?.local?.localPort, edge.port)
     await dave.close()
