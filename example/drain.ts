@@ -6,18 +6,23 @@ export interface DrainParts {
   connections: () => Iterable<number>
   /** Takes a connection's bindings out (in a cluster: marks their users moving) before it is closed. */
   moveOut: (id: number) => void
-  /** Whether a request from this connection is waiting for a moving user. */
-  waiting: (id: number) => boolean
+  /**
+   * Whether a request from this connection is waiting for a moving user, or its answer is on its way:
+   * nothing went over the connection since `lastFrameAt` (ms).
+   */
+  waiting: (id: number, lastFrameAt: number) => boolean
+  /** Past `maxWaitMs`: answers what of this connection still waits (480), before it is closed. */
+  giveUp: (id: number) => void
 }
 
 export interface DrainTiming {
   /** A connection is closed once nothing went either way on it for this long (ms), its bindings gone as long. */
   quietMs: number
-  /** ...or this long (ms) after its turn, whatever it is doing. */
+  /** ...or this long (ms) after its turn, whatever it is doing (what still waits is answered 480 first). */
   maxWaitMs: number
 }
 
-export const DRAIN_TIMING: DrainTiming = { quietMs: 100, maxWaitMs: 5000 }
+export const DRAIN_TIMING: DrainTiming = { quietMs: 100, maxWaitMs: 8000 }
 
 /** As the plugin's own drain: clients are told to come back later, to another node. */
 const RETRY_AFTER_SECONDS = 5
@@ -67,15 +72,32 @@ export class Drain {
     const turn = Date.now()
     const { quietMs, maxWaitMs } = this.timing
     // Bounded by maxWaitMs: each round waits until the earliest moment the connection can be quiet.
-    for (;;) {
+    while (!await this.quiet(id, turn)) {
       const info = this.app.wsConnection(id)
-      if (info?.state !== 'OPEN') return
+      if (info === undefined || info.state !== 'OPEN') return
       const now = Date.now()
-      const quietAt = Math.max(info.lastUsed, turn) + quietMs
-      if ((now >= quietAt && !this.parts.waiting(id)) || now - turn >= maxWaitMs) break
-      await delay(Math.min(Math.max(quietAt - now, 10), turn + maxWaitMs - now))
+      if (now - turn >= maxWaitMs) {
+        this.parts.giveUp(id)
+        break
+      }
+      await delay(Math.min(Math.max(Math.max(info.lastUsed, turn) + quietMs - now, 10), turn + maxWaitMs - now))
     }
     this.app.wsClose(id, GOING_AWAY, 'Going Away')
+  }
+
+  /**
+   * Whether the connection may be closed now. Asked twice: once in a timer, then again once the frames
+   * already in its socket have been read (setImmediate runs after the poll phase), so a request that
+   * reached this host just before is seen.
+   */
+  private async quiet (id: number, turn: number): Promise<boolean> {
+    for (let look = 0; look < 2; look++) {
+      const info = this.app.wsConnection(id)
+      if (info === undefined || info.state !== 'OPEN') return false
+      if (Date.now() < Math.max(info.lastUsed, turn) + this.timing.quietMs || this.parts.waiting(id, info.lastUsed)) return false
+      if (look === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    return true
   }
 }
 

@@ -16,10 +16,12 @@ const CONNECT_TIMEOUT = 10000
 /** As the plugin's `requestTimeout` default. */
 const COMMAND_TIMEOUT = 1000
 /**
- * How long a user whose connection closed in a drain stays "moving": requests for it wait that long for its
- * registration on another node. JsSIP waits 2 s before it reconnects, so a UA moves in 2–5 s.
+ * How long a user whose connection is leaving in a drain stays "moving": requests for it wait that long for
+ * its registration on another node. Counted from when its connection starts leaving, which may be up to
+ * 8 s before it closes (example/drain.ts); JsSIP then waits 2 s before it reconnects, and 2–4 s more when
+ * its first try finds the draining node: a UA moves in 2–8 s.
  */
-export const MOVING_GRACE_MS = 10000
+export const MOVING_GRACE_MS = 18000
 
 /**
  * `cluster:rejoined` (the plugin tells a node that the others may have counted it gone: its lease ran out

@@ -39,6 +39,8 @@ interface Entry extends ParkedRequest {
 export class Parking {
   private readonly entries = new Set<Entry>()
   private readonly bySource = new Map<number, number>()
+  /** When a request of each connection last left the lot (delivered or answered): its answer may be on its way. */
+  private readonly released = new Map<number, number>()
   private bytes = 0
   private timer: NodeJS.Timeout | null = null
 
@@ -61,9 +63,14 @@ export class Parking {
     setImmediate(() => { this.sweep(aor) })
   }
 
-  /** Whether a request of this connection is waiting (a drain waits before closing it). */
+  /** Whether a request of this connection is waiting. */
   holds (source: number): boolean {
     return this.bySource.has(source)
+  }
+
+  /** When a request of this connection last left the lot (ms), or -1: from then on its answer is on its way. */
+  releasedAt (source: number): number {
+    return this.released.get(source) ?? -1
   }
 
   get size (): number {
@@ -72,7 +79,13 @@ export class Parking {
 
   /** Answers everything still waiting (the server closes) and stops. */
   close (): void {
+    this.letGo(null)
+  }
+
+  /** Answers now what `source` has waiting (`'closing'`): its connection closes next. All, for null. */
+  letGo (source: number | null): void {
     for (const entry of [...this.entries]) {
+      if (source !== null && entry.source !== source) continue
       this.remove(entry)
       entry.expire('closing')
     }
@@ -81,6 +94,8 @@ export class Parking {
   /** Expires those whose time is up and tries the others (only `aor`'s, when given). */
   private sweep (aor: string | null): void {
     const now = this.now()
+    // A release is news for one round trip; a minute on, nobody asks.
+    for (const [source, at] of this.released) if (now - at > 60_000) this.released.delete(source)
     for (const entry of [...this.entries]) {
       if (entry.trying || (aor !== null && entry.aor !== aor)) continue
       if (now >= entry.until) {
@@ -98,6 +113,7 @@ export class Parking {
 
   private remove (entry: Entry): void {
     if (!this.entries.delete(entry)) return
+    this.released.set(entry.source, this.now())
     this.bytes -= entry.bytes
     const left = (this.bySource.get(entry.source) ?? 1) - 1
     if (left > 0) this.bySource.set(entry.source, left)

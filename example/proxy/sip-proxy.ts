@@ -8,6 +8,7 @@ import type { ProxyVia } from './proxy-via'
 import { DEFAULT_EXPIRES, register } from './register'
 import type { Registrar } from './registrar'
 import type { Parking } from './parking'
+import { PendingAnswers } from './pending-answers'
 import { Relay, type CoreSide, type Locations } from './relay'
 
 export interface SipProxyOptions {
@@ -50,6 +51,8 @@ const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDAT
  */
 export class SipProxy {
   private readonly relay: Relay
+  /** Whether each connection may still be owed an answer: a drain waits for it. */
+  private readonly pending = new PendingAnswers()
   private readonly maxExpires: number
   private readonly serverName: string
 
@@ -65,6 +68,7 @@ export class SipProxy {
 
   closed (id: number): string[] {
     this.options.connections.delete(id)
+    this.pending.closed(id)
     const aors = this.options.registrar.dropConnection(id)
     // Also when its bindings moved out before (a drain): the cluster forgets the connection either way.
     this.options.locations?.closed(id)
@@ -84,6 +88,16 @@ export class SipProxy {
   }
 
   /**
+   * Whether a request of this connection may still be answered: it is waiting for a moving user, or
+   * nothing went to the connection since it came (`lastFrameAt`, ms: the plugin's `lastUsed`), so its
+   * answer, from this node or another, is on its way. A drain does not close a connection meanwhile.
+   */
+  awaitsAnswer (id: number, lastFrameAt: number): boolean {
+    const { parking } = this.options
+    return (parking?.holds(id) ?? false) || this.pending.awaits(id, lastFrameAt, parking?.releasedAt(id))
+  }
+
+  /**
    * One WebSocket message. Never throws or rejects: bad input gets a 400 (requests) or is dropped
    * (responses). Returns a promise only when the message waits on the cluster (a lookup in Redis, or a
    * REGISTER's write there), so the plugin runs the connection's next message after it: an INVITE's
@@ -98,6 +112,7 @@ export class SipProxy {
       return
     }
     try {
+      this.pending.heard(id, message.kind === 'request' && message.method !== 'ACK')
       if (message.kind === 'response') {
         this.routeResponse(id, message)
         return

@@ -21,7 +21,8 @@ describe('Drain: each connection closed at its turn once quiet, its users moved 
       drain = new Drain(app, {
         connections: () => open.values(),
         moveOut: (id) => { events.push(`move ${id}`) },
-        waiting: (id) => waiting.has(id)
+        waiting: (id) => waiting.has(id),
+        giveUp: (id) => { events.push(`give up ${id}`) }
       }, { quietMs: QUIET_MS, maxWaitMs: MAX_WAIT_MS })
       app.addWsHook('xhttp:request', drain.gate)
       app.addWsHook('websocket:open', (e) => { open.add(e.id) })
@@ -64,7 +65,7 @@ describe('Drain: each connection closed at its turn once quiet, its users moved 
     await server.app.close()
     events.length = 0
     server = await startApp({ subProtocols: ['sip'] }, (app) => {
-      drain = new Drain(app, { connections: () => open.values(), moveOut: (id) => { events.push(`move ${id}`) }, waiting: () => false }, { quietMs: QUIET_MS, maxWaitMs: MAX_WAIT_MS })
+      drain = new Drain(app, { connections: () => open.values(), moveOut: (id) => { events.push(`move ${id}`) }, waiting: () => false, giveUp: () => {} }, { quietMs: QUIET_MS, maxWaitMs: MAX_WAIT_MS })
       app.addWsHook('websocket:open', (e) => { open.add(e.id) })
       app.addWsHook('websocket:closed', (e) => { open.delete(e.id) })
     })

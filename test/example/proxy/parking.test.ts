@@ -49,6 +49,19 @@ describe('Parking: requests waiting for a moving user', () => {
     assert.equal(entry.tries, 3)
     assert.equal(lot.size, 0)
     assert.equal(lot.holds(7), false)
+    assert.ok(lot.releasedAt(7) > 0, 'when it left: its answer is on its way from then')
+    assert.equal(lot.releasedAt(8), -1)
+  })
+
+  test('letGo answers one connection\'s requests at once, the others wait on', () => {
+    const lot = new Parking({ ...PARKING_LIMITS, retryMs: 60_000 })
+    const mine = [parked(5, 'gus', Date.now() + 10_000), parked(5, 'hal', Date.now() + 10_000)]
+    const other = parked(6, 'gus', Date.now() + 10_000)
+    for (const entry of [...mine, other]) lot.hold(entry)
+    lot.letGo(5)
+    assert.deepEqual(mine.map((e) => e.expired), [['closing'], ['closing']])
+    assert.deepEqual([other.expired, lot.size, lot.holds(5), lot.holds(6)], [[], 1, false, true])
+    lot.close()
   })
 
   test('wake(aor) tries that user\'s requests at once, and only theirs', async () => {
