@@ -16,14 +16,6 @@ const CONNECT_TIMEOUT = 10000
 /** As the plugin's `requestTimeout` default. */
 const COMMAND_TIMEOUT = 1000
 /**
- * How long a user whose connection is leaving in a drain stays "moving": requests for it wait that long for
- * its registration on another node. Counted from when its connection starts leaving, which may be up to
- * 8 s before it closes (example/drain.ts); JsSIP then waits 2 s before it reconnects, and 2–4 s more when
- * its first try finds the draining node: a UA moves in 2–8 s.
- */
-export const MOVING_GRACE_MS = 18000
-
-/**
  * `cluster:rejoined` (the plugin tells a node that the others may have counted it gone: its lease ran out
  * or was lost, or its event loop stalled), as the example relies on it.
  */
@@ -84,7 +76,7 @@ export class ClusterLink {
    */
   locations (app: FastifyInstance, connections: ReadonlyMap<number, ConnectionLocal>, parking: Parking): ClusterLocations {
     const bindings = new RedisBindings(this.redis, CLUSTER_PREFIX, app.wsCluster.instance)
-    return new ClusterLocations(bindings, app.wsCluster, connections, MOVING_GRACE_MS, app.log, (aor) => { parking.wake(aor) })
+    return new ClusterLocations(bindings, app.wsCluster, connections, app.log, { registeredHere: (aor) => { parking.wake(aor) } })
   }
 
   /**
@@ -120,7 +112,10 @@ export class ClusterLink {
     })
     this.redis.on('error', (err: Error) => { log.debug({ err }, 'sip cluster: Redis connection error') })
     // Attached once ready: every later 'ready' is Redis coming back.
-    this.redis.on('ready', () => { void this.recover(locations, registrar, log, 'Redis is back') })
+    this.redis.on('ready', () => {
+      locations.redisBack()
+      void this.recover(locations, registrar, log, 'Redis is back')
+    })
     app.addHook('onClose', async () => {
       for (const timer of rechecks) clearTimeout(timer)
       await locations.written()

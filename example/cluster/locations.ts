@@ -9,6 +9,27 @@ import type { BoundConnection, RedisBindings } from './redis-bindings'
 /** What the proxy uses of `app.wsCluster`. */
 export type ClusterPeers = Pick<WsCluster, 'instance' | 'send' | 'close'>
 
+/** How long users wait: moving between nodes, and while the nodes write their bindings again. */
+export interface LocationTiming {
+  /**
+   * How long a user whose connection is leaving in a drain stays "moving": requests for it wait that long
+   * for its registration on another node (ms). Counted from when its connection starts leaving, which may
+   * be up to 8 s before it closes (example/drain.ts); JsSIP then waits 2 s before it reconnects, and 2–4 s
+   * more when its first try finds the draining node: a UA moves in 2–8 s.
+   */
+  movingMs: number
+  /**
+   * After Redis came back (maybe empty), a user found nowhere may be one whose node has not written its
+   * bindings again yet (each does within a second): for this long (ms) requests for it wait as for a
+   * moving user, rather than get 404.
+   */
+  rebuildMs: number
+  /** Told when a binding is made here: requests waiting for that user may go now. */
+  registeredHere: (aor: string) => void
+}
+
+export const LOCATION_TIMING: LocationTiming = { movingMs: 18000, rebuildMs: 2000, registeredHere: () => {} }
+
 /** RFC 5626 §6: a flow replaced by a new registration of its UA is closed with this. */
 const FLOW_REPLACED = { code: 1000, reason: 'flow replaced by a new registration' }
 
@@ -26,27 +47,35 @@ export class ClusterLocations implements Locations, RegistrarListener {
   private lastWrite: Promise<void> = Promise.resolve()
   /** Connections this node is closing for a drain: their bindings move rather than go. */
   private readonly leaving = new Set<number>()
+  private readonly timing: LocationTiming
+  /** Until when the nodes may still be writing their bindings again, after Redis came back. */
+  private rebuildingUntil = 0
 
   constructor (
     private readonly bindings: RedisBindings,
     private readonly peers: ClusterPeers,
     private readonly connections: ReadonlyMap<number, ConnectionLocal>,
-    private readonly movingMs: number,
     private readonly log: FastifyBaseLogger,
-    /** Told when a binding is made here: requests waiting for that user may go now. */
-    private readonly registeredHere: (aor: string) => void = () => {}
-  ) {}
+    timing: Partial<LocationTiming> = {}
+  ) {
+    this.timing = { ...LOCATION_TIMING, ...timing }
+  }
+
+  /** Redis is back, maybe empty: the other nodes are writing their bindings again. */
+  redisBack (): void {
+    this.rebuildingUntil = Date.now() + this.timing.rebuildMs
+  }
 
   // ---- this node's bindings, written through --------------------------------------------------------
 
   saved (binding: Binding): void {
     const put = this.bindings.put(binding, this.connections.get(binding.connectionId))
     this.write('binding', put.then((replaced) => { if (replaced !== null) this.closeReplaced(binding, replaced) }), binding)
-    this.registeredHere(binding.aor)
+    this.timing.registeredHere(binding.aor)
   }
 
   removed (binding: Binding): void {
-    const moving = this.leaving.has(binding.connectionId) ? this.movingMs : 0
+    const moving = this.leaving.has(binding.connectionId) ? this.timing.movingMs : 0
     this.write(moving > 0 ? 'move' : 'removal', this.bindings.remove(binding, undefined, moving), binding)
   }
 
@@ -97,13 +126,15 @@ export class ClusterLocations implements Locations, RegistrarListener {
 
   /**
    * The live binding a Request-URI names on another node, whether its user is moving there, or null.
-   * Rejects when Redis cannot be asked: the proxy then answers 480 (or asks the core), since the user may
-   * be there.
+   * Just after Redis came back, a user found nowhere is taken for moving: its node may not have written
+   * its bindings again yet. Rejects when Redis cannot be asked: the proxy then answers 480 (or asks the
+   * core), since the user may be there.
    */
   async find (ruri: SipUri): Promise<RemoteBinding | MovingUser | null> {
     // Bounded: each round removes a stale binding of this node's.
     for (let round = 0; round < 4; round++) {
       const found = await this.bindings.find(ruri)
+      if (found === null && Date.now() < this.rebuildingUntil) return { aor: ruri.user ?? '', movingUntil: this.rebuildingUntil }
       if (found === null || !('node' in found) || found.node !== this.peers.instance) return found
       // This node's own, which the in-memory registrar (asked first) did not have: its removal failed while
       // Redis was away.

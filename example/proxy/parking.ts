@@ -1,10 +1,15 @@
-import type { SipRequest } from '../sip/message'
+import type { SipMessage } from '../sip/message'
 
-/** A request waiting for its user, who is moving to another node of the cluster, to register there. */
-export interface ParkedRequest {
-  /** The connection it came from (`holds` answers for it). */
+/**
+ * A message waiting for its way to open again: a request for a user who is moving to another node of the
+ * cluster (until the user registers there), or a response for a connection of another node while Redis
+ * is away (until it is back).
+ */
+export interface Parked {
+  /** The connection the request came from, or the response is for (`holds` answers for it). */
   source: number
-  request: SipRequest
+  message: SipMessage
+  /** The user a request waits for (`wake`); '' for a response. */
   aor: string
   /** Until when it waits (ms, the lot's clock). */
   until: number
@@ -26,15 +31,16 @@ export interface ParkingLimits {
 /** Defaults: a rolling restart of a node with 10,000 users moves them in 2–5 s (README, "Rolling restarts"). */
 export const PARKING_LIMITS: ParkingLimits = { maxRequests: 2000, maxBytes: 8 * 1024 * 1024, retryMs: 200 }
 
-interface Entry extends ParkedRequest {
+interface Entry extends Parked {
   bytes: number
   trying: boolean
 }
 
 /**
  * Requests for users who are moving (their node drains, their UA reconnects elsewhere), held until the user
- * registers again, then delivered there. Bounded in time (each its `until`) and in memory (`limits`): what
- * does not fit is refused (`hold` returns false) and the caller answers it at once.
+ * registers again, then delivered there; responses held while Redis, their way to another node, is away.
+ * Bounded in time (each its `until`) and in memory (`limits`): what does not fit is refused (`hold`
+ * returns false) and the caller answers it (or logs it) at once.
  */
 export class Parking {
   private readonly entries = new Set<Entry>()
@@ -46,9 +52,9 @@ export class Parking {
 
   constructor (private readonly limits: ParkingLimits = PARKING_LIMITS, private readonly now: () => number = Date.now) {}
 
-  /** Parks a request; false when the lot is full. */
-  hold (parked: ParkedRequest): boolean {
-    const bytes = Buffer.byteLength(parked.request.toString())
+  /** Parks a message; false when the lot is full. */
+  hold (parked: Parked): boolean {
+    const bytes = Buffer.byteLength(parked.message.toString())
     if (this.entries.size >= this.limits.maxRequests || this.bytes + bytes > this.limits.maxBytes) return false
     this.entries.add({ ...parked, bytes, trying: false })
     this.bytes += bytes

@@ -212,7 +212,7 @@ export class Relay {
     }
     const held = parking != null && locations !== null && parking.hold({
       source: id,
-      request,
+      message: request,
       aor: moving.aor,
       until: moving.movingUntil,
       retry: async () => {

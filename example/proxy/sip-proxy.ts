@@ -32,6 +32,8 @@ export interface SipProxyOptions {
 }
 
 export const SERVER_NAME = 'fastify-sip-ws example'
+/** How long a response for another node's connection is held while Redis is away (ms). */
+export const RESPONSE_HOLD_MS = 5000
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE'
 
 /**
@@ -181,12 +183,36 @@ export class SipProxy {
       this.options.core?.responseToCore(response)
       return
     }
-    if (!this.options.send(popped.source, response.toString())) {
-      // Its request's sender closed its connection (or its node is gone): nobody is left to tell.
-      this.options.log.warn({ id, to: popped.source, status: response.status, callId: response.get('call-id'), cseq: response.get('cseq') }, 'sip: response not delivered: its connection is closed')
+    const text = response.toString()
+    if (this.options.send(popped.source, text)) {
+      this.options.log.debug({ id, to: popped.source, status: response.status }, 'sip: relayed response')
       return
     }
-    this.options.log.debug({ id, to: popped.source, status: response.status }, 'sip: relayed response')
+    if (this.options.connections.has(popped.source) || !this.holdResponse(popped.source, response, text)) this.undelivered(id, popped.source, response)
+  }
+
+  /**
+   * A response for a connection of another node, while Redis (its way there) is away: held and sent again
+   * until it goes, for RESPONSE_HOLD_MS, so its caller is answered late rather than never (a client waits
+   * 32 s for a final response).
+   */
+  private holdResponse (to: number, response: SipResponse, text: string): boolean {
+    const { parking, log } = this.options
+    const held = parking != null && parking.hold({
+      source: to,
+      message: response,
+      aor: '',
+      until: Date.now() + RESPONSE_HOLD_MS,
+      retry: async () => this.options.send(to, text),
+      expire: () => { this.undelivered(null, to, response) }
+    })
+    if (held) log.info({ to, status: response.status, callId: response.get('call-id') }, 'sip cluster: response held until Redis is back')
+    return held
+  }
+
+  private undelivered (id: number | null, to: number, response: SipResponse): void {
+    // Its request's sender closed its connection (or its node is gone): nobody is left to tell.
+    this.options.log.warn({ id, to, status: response.status, callId: response.get('call-id'), cseq: response.get('cseq') }, 'sip: response not delivered: its connection is closed')
   }
 
   private reply (id: number, request: SipRequest, status: number, reason: string, extra: Array<[string, string]> = []): void {

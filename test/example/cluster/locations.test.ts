@@ -8,7 +8,7 @@ import { RedisBindings } from '../../../example/cluster/redis-bindings'
 import { Registrar, type Binding } from '../../../example/proxy/registrar'
 import { parseUri } from '../../../example/sip/uri'
 import { recordedLog } from '../../helpers/log'
-import { within } from '../../helpers/pool'
+import { until, within } from '../../helpers/pool'
 import { startRedis, type RedisServer } from '../../helpers/redis'
 import { closed, connect, startApp, type Started } from '../../helpers/server'
 import { reportedSetUp } from '../../helpers/set-up'
@@ -42,7 +42,7 @@ describe('ClusterLocations with a real cluster node: Redis is the truth, not thi
 
   test('one of a node never heard of is found, not refused and not purged: that node may have started a moment ago', async () => {
     now = Date.now()
-    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, new Map(), 5000, node.app.log)
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, new Map(), node.app.log)
     const newcomer = new RedisBindings(client, 'sipws', 'newcomer-1', () => now)
     await newcomer.put(binding('frank', 'sip:f1@x.invalid', 99, now + 60_000), LOCAL)
     assert.deepEqual(await locations.find(uri('sip:frank@h')), { aor: 'frank', connectionId: 99, node: 'newcomer-1', uri: 'sip:f1@x.invalid', local: LOCAL })
@@ -52,14 +52,24 @@ describe('ClusterLocations with a real cluster node: Redis is the truth, not thi
   test('one of this node that the in-memory registrar no longer has (its removal failed): removed, not found', async () => {
     now = Date.now()
     const mine = new RedisBindings(client, 'sipws', node.app.wsCluster.instance, () => now)
-    const locations = new ClusterLocations(mine, node.app.wsCluster, new Map(), 5000, node.app.log)
+    const locations = new ClusterLocations(mine, node.app.wsCluster, new Map(), node.app.log)
     await mine.put(binding('grace', 'sip:g1@x.invalid', 5, now + 60_000), LOCAL)
     assert.equal(await locations.find(uri('sip:grace@h')), null)
     assert.deepEqual(await client.hgetall('{sipws}:reg:aor:grace'), {})
   })
 
+  test('just after Redis came back, a user found nowhere is taken for moving for rebuildMs: its node may not have written it again yet', async () => {
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, new Map(), node.app.log, { rebuildMs: 300 })
+    assert.equal(await locations.find(uri('sip:otto@h')), null)
+    const back = Date.now()
+    locations.redisBack()
+    const found = await locations.find(uri('sip:otto@h'))
+    assert.ok(found !== null && 'movingUntil' in found && found.aor === 'otto' && found.movingUntil >= back + 300, JSON.stringify(found))
+    await until(async () => await locations.find(uri('sip:otto@h')) === null, 3000, () => 'rebuildMs to pass')
+  })
+
   test('purge leaves a node whose lease Redis holds, and takes one whose lease is gone', async () => {
-    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, new Map(), 5000, node.app.log)
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, new Map(), node.app.log)
     // This very node: its lease is in Redis, renewed.
     const self = node.app.wsCluster.nodes()[0]
     const mine = new RedisBindings(client, 'sipws', self.instance)
@@ -91,7 +101,7 @@ describe('ClusterLocations as the registrar\'s listener, and the proxy\'s sends'
   })
 
   test('a binding made through a Registrar is written with its connection\'s local side; written() settles after it', async () => {
-    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, log)
     const registrar = new Registrar(32, Date.now, locations)
     const ivan = uri('sip:i1@x.invalid')
     registrar.update('ivan', 7, 'sip:i1@x.invalid', ivan, new Map(), 60)
@@ -107,7 +117,7 @@ describe('ClusterLocations as the registrar\'s listener, and the proxy\'s sends'
   })
 
   test('resync writes every binding again (Redis came back empty) and counts them', async () => {
-    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, log)
     const registrar = new Registrar(32, Date.now, locations)
     registrar.update('judy', 7, 'sip:j1@x.invalid', uri('sip:j1@x.invalid'), new Map(), 60)
     registrar.update('judy', 7, 'sip:j2@x.invalid', uri('sip:j2@x.invalid'), new Map(), 60)
@@ -120,7 +130,7 @@ describe('ClusterLocations as the registrar\'s listener, and the proxy\'s sends'
 
   test('a write Redis refuses is logged, not thrown: written() still settles', async () => {
     const away = new IORedis(redis.url, { lazyConnect: true, enableOfflineQueue: false })
-    const locations = new ClusterLocations(new RedisBindings(away, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    const locations = new ClusterLocations(new RedisBindings(away, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, log)
     locations.saved(binding('kate', 'sip:k1@x.invalid', 7, Date.now() + 60_000))
     await within(locations.written(), 3000, () => 'written() to settle')
     const line = await within(next('sip cluster: binding not written to Redis'), 3000, () => 'the log line')
@@ -129,7 +139,7 @@ describe('ClusterLocations as the registrar\'s listener, and the proxy\'s sends'
   })
 
   test('send reaches a connection of the node, confirmed; a connection that is not there: false', async () => {
-    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 1000, log)
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, log)
     const ws = await connect(node.url)
     const id = node.app.wsDump().connections[0].id
     const received = once(ws, 'message') as Promise<[Buffer]>
@@ -141,7 +151,7 @@ describe('ClusterLocations as the registrar\'s listener, and the proxy\'s sends'
 
   test('a connection leaving for a drain: its bindings are dropped as moving, and its user is found moving', async () => {
     const woken: string[] = []
-    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 4000, log, (aor) => { woken.push(aor) })
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, log, { registeredHere: (aor) => { woken.push(aor) } })
     const registrar = new Registrar(32, Date.now, locations)
     registrar.update('mona', 7, 'sip:mo1@x.invalid', uri('sip:mo1@x.invalid'), new Map(), 60)
     assert.deepEqual(woken, ['mona'], 'requests waiting for her are told at once')
@@ -160,7 +170,7 @@ describe('ClusterLocations as the registrar\'s listener, and the proxy\'s sends'
 
   test('RFC 5626: the same flow registered over a new connection closes the old one', async () => {
     const flow = new Map<string, string | null>([['reg-id', '1'], ['+sip.instance', '"<urn:uuid:11111111-2222-3333-4444-555555555555>"']])
-    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, 4000, log)
+    const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, connections, log)
     const registrar = new Registrar(32, Date.now, locations)
     const open = async (): Promise<[WebSocket, number]> => {
       const known = new Set(node.app.wsDump().connections.map((c) => c.id))

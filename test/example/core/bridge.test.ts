@@ -253,7 +253,7 @@ describe('the bridge in a cluster: a flow that is a connection of another node',
     client = new IORedis(redis.url)
     core = await Core.start()
     nodeB = await startApp({ subProtocols: ['sip'], cluster: { redis: redis.url } })
-    edge = await bridgeEdge(core, logged.log, (app) => [new RedisBindings(client, 'sipws', app.wsCluster.instance), app.wsCluster, new Map(), 3000, logged.log], { cluster: { redis: redis.url } })
+    edge = await bridgeEdge(core, logged.log, (app) => [new RedisBindings(client, 'sipws', app.wsCluster.instance), app.wsCluster, new Map(), logged.log], { cluster: { redis: redis.url } })
     await until(() => edge.app.wsCluster.nodes().some((n) => n.instance === nodeB.app.wsCluster.instance), 10_000, () => 'the edge to hear node B')
   }))
   after(async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { Parking, PARKING_LIMITS, type ParkedRequest } from '../../../example/proxy/parking'
+import { Parking, PARKING_LIMITS, type Parked } from '../../../example/proxy/parking'
 import { parseSip, SipRequest } from '../../../example/sip/message'
 import { within } from '../../helpers/pool'
 
@@ -13,12 +13,12 @@ function request (): SipRequest {
 }
 
 /** A parked request whose tries and expiry are recorded; `deliverOn` says on which try it gets through. */
-function parked (source: number, aor: string, until: number, deliverOn = Infinity): ParkedRequest & { tries: number, expired: string[], done: Promise<string> } {
+function parked (source: number, aor: string, until: number, deliverOn = Infinity): Parked & { tries: number, expired: string[], done: Promise<string> } {
   let settle: (how: string) => void = () => {}
   const done = new Promise<string>((resolve) => { settle = resolve })
   const entry = {
     source,
-    request: request(),
+    message: request(),
     aor,
     until,
     tries: 0,

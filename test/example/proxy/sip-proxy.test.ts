@@ -128,7 +128,7 @@ describe('the proxy in a cluster: a REGISTER is answered once Redis holds its bi
     client = new IORedis(redis.url)
     const { log } = recordedLog('warn')
     edge = await startSipApp((app, connections) => {
-      const locations = new ClusterLocations(new RedisBindings(client, 'sipws', app.wsCluster.instance), app.wsCluster, connections, 3000, log)
+      const locations = new ClusterLocations(new RedisBindings(client, 'sipws', app.wsCluster.instance), app.wsCluster, connections, log)
       const registrar = new Registrar(32, Date.now, locations)
       return new SipProxy({ send: (id, text) => app.wsSend(id, text), log, registrar, via: new ProxyVia(randomBytes(32)), connections, core: null, locations })
     }, { cluster: { redis: redis.url } })
