@@ -49,7 +49,11 @@ declare namespace sipWs {
   export type MissingNode = api.MissingNode
   export type RedisSource = api.RedisSource
   export type RedisClientLike = api.RedisClientLike
+  export type RedisSentinelOptions = api.RedisSentinelOptions
   export type ClusterNodeDownHook = api.ClusterNodeDownHook
+  export type ClusterRejoinedHook = api.ClusterRejoinedHook
+  export type ClusterRejoinedEvent = api.ClusterRejoinedEvent
+  export type RejoinReason = api.RejoinReason
 }
 
 // Node's ESM loader finds a CommonJS module's named exports by reading its source for these assignments

@@ -1,14 +1,22 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { HookNotFunctionError, UnknownHookError } from './errors'
-import type { ClusterNodeInfo } from './cluster/types'
+import type { ClusterNodeInfo, ClusterRejoinedEvent } from './cluster/types'
 import type { WsClosedEvent, WsMessage, WsOpenEvent } from './types'
 
 export type XhttpRequestHook = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown
 export type WsOpenHook = (this: FastifyInstance, event: WsOpenEvent) => unknown
 export type WsMessageHook = (this: FastifyInstance, message: WsMessage) => unknown
 export type WsClosedHook = (this: FastifyInstance, event: WsClosedEvent) => unknown
-/** Cluster mode: a node is gone (silent for nodeTimeout, or it left); its connection ids reach nobody now. */
+/**
+ * Cluster mode: a node is gone (silent for nodeTimeout, or it left, and Redis confirms it: its presence is
+ * absent); its connection ids reach nobody now.
+ */
 export type ClusterNodeDownHook = (this: FastifyInstance, node: ClusterNodeInfo) => unknown
+/**
+ * Cluster mode: this node is back after the others may have counted it gone (its lease ran out or was
+ * taken, or it stalled past nodeTimeout); write back what it keeps in Redis for its connections.
+ */
+export type ClusterRejoinedHook = (this: FastifyInstance, event: ClusterRejoinedEvent) => unknown
 
 export interface WsHookMap {
   'xhttp:request': XhttpRequestHook
@@ -18,6 +26,7 @@ export interface WsHookMap {
   'websocket:message': WsMessageHook
   'websocket:closed': WsClosedHook
   'cluster:node-down': ClusterNodeDownHook
+  'cluster:rejoined': ClusterRejoinedHook
 }
 export type WsHookName = keyof WsHookMap
 
@@ -27,7 +36,7 @@ interface Registered<F> {
   instance: FastifyInstance
 }
 
-const NAMES: readonly WsHookName[] = ['xhttp:request', 'rpc:request', 'websocket:open', 'websocket:message', 'websocket:closed', 'cluster:node-down']
+const NAMES: readonly WsHookName[] = ['xhttp:request', 'rpc:request', 'websocket:open', 'websocket:message', 'websocket:closed', 'cluster:node-down', 'cluster:rejoined']
 
 export function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
@@ -43,7 +52,8 @@ export class Hooks {
     'websocket:open': [],
     'websocket:message': [],
     'websocket:closed': [],
-    'cluster:node-down': []
+    'cluster:node-down': [],
+    'cluster:rejoined': []
   }
 
   constructor (private readonly log: FastifyBaseLogger) {}
@@ -92,11 +102,12 @@ export class Hooks {
   }
 
   /**
-   * Runs a hook that belongs to no connection (`cluster:node-down`): each in turn, awaited up to
-   * `timeoutMs`, errors logged.
+   * Runs a hook that belongs to no connection (`cluster:node-down`, `cluster:rejoined`): each in turn,
+   * awaited up to `timeoutMs`, errors logged.
    */
-  async notify<K extends 'cluster:node-down'> (name: K, event: Parameters<WsHookMap[K]>[0], timeoutMs: number): Promise<void> {
-    for (const { fn, instance } of this.lists[name]) {
+  async notify<K extends 'cluster:node-down' | 'cluster:rejoined'> (name: K, event: Parameters<WsHookMap[K]>[0], timeoutMs: number): Promise<void> {
+    const hooks = this.lists[name] as Array<Registered<(this: FastifyInstance, event: Parameters<WsHookMap[K]>[0]) => unknown>>
+    for (const { fn, instance } of hooks) {
       let timer: NodeJS.Timeout | undefined
       try {
         await Promise.race([

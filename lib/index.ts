@@ -21,7 +21,7 @@ import type * as errorClasses from './errors'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Adds a hook: `xhttp:request`, `websocket:open`, `websocket:message`, `websocket:closed`, `rpc:request` or `cluster:node-down`. */
+    /** Adds a hook: `xhttp:request`, `websocket:open`, `websocket:message`, `websocket:closed`, `rpc:request`, `cluster:node-down` or `cluster:rejoined`. */
     addWsHook: <K extends WsHookName>(name: K, fn: WsHookMap[K]) => FastifyInstance
     /** Sends a text (string) or binary (Buffer, Uint8Array) message; false for an unknown or closing connection. */
     wsSend: (id: number, data: WsData) => boolean
@@ -118,8 +118,8 @@ export type { WsMessage, WsTextMessage, WsBinaryMessage, WsOpenEvent, WsClosedEv
 export type { XhttpRequestHook, WsOpenHook, WsMessageHook, WsClosedHook, WsHookMap, WsHookName } from './hooks'
 export type { ConnectionInfo, DumpOrder, DumpResult, ClosedBy, ConnectionState } from './types'
 export type { StatsSnapshot } from './types'
-export type { WsCluster, ClusterDump, ClusterStats, ClusterNodeInfo, MissingNode, RedisSource, RedisClientLike } from './cluster/types'
-export type { ClusterNodeDownHook } from './hooks'
+export type { WsCluster, ClusterDump, ClusterStats, ClusterNodeInfo, MissingNode, RedisSource, RedisClientLike, RedisSentinelOptions, ClusterRejoinedEvent, RejoinReason } from './cluster/types'
+export type { ClusterNodeDownHook, ClusterRejoinedHook } from './hooks'
 export type { WsData } from './types'
 export * as errors from './errors'
 /** The `code` of every error the package throws (`FST_SIPWS_*`), read from the error classes. */

@@ -96,11 +96,17 @@ export const SipWsOptionsSchema = Type.Object({
   }, { additionalProperties: false })),
   lwsc: LwscOptionsSchema,
   cluster: Type.Optional(Type.Object({
-    // A redis:// URL, ioredis options, or an ioredis client (@fastify/redis's app.redis): passed as given.
+    // A redis:// URL, ioredis options (Sentinel's among them), or an ioredis client (@fastify/redis's
+    // app.redis): passed as given. Sentinel options are checked here, so a typo fails at register, not at
+    // the first failover.
     redis: Type.Unsafe<import('./cluster/types').RedisSource>(Type.Union([
       Type.String({ pattern: '^rediss?://' }),
-      Type.Object({}, { additionalProperties: true })
-    ], { expected: 'a redis:// URL, ioredis options or an ioredis client' })),
+      Type.Object({
+        sentinels: Type.Array(Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: true }), { minItems: 1 }),
+        name: Type.String({ minLength: 1 })
+      }, { additionalProperties: true }),
+      Type.Object({ sentinels: Type.Optional(Type.Never()) }, { additionalProperties: true })
+    ], { expected: 'a redis:// URL, ioredis options (for Sentinel: { sentinels: [{ host, port }, ...], name }) or an ioredis client' })),
     prefix: Type.String({ pattern: '^[A-Za-z0-9_.:-]+$', default: 'sipws', expected: 'letters, digits and _.:- (the Redis key and channel prefix)' }),
     nodeTimeout: Milliseconds(3000, { min: 1000, max: 600000 }),
     requestTimeout: Milliseconds(1000, { min: 100, max: 600000 }),

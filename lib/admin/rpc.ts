@@ -22,6 +22,7 @@ type RpcResponse = { jsonrpc: '2.0', result: unknown, id: unknown } | { jsonrpc:
 
 const PARSE_ERROR: RpcError = { code: -32700, message: 'Parse error' }
 const INVALID_REQUEST: RpcError = { code: -32600, message: 'Invalid Request' }
+const INTERNAL_ERROR: RpcError = { code: 500, message: 'Internal error' }
 
 // Kamailio's texts for what our own calls refuse with a typed error.
 const KAMAILIO_FAULTS: Readonly<Record<string, RpcError>> = {
@@ -56,10 +57,12 @@ async function call (methods: Record<string, Method>, request: unknown): Promise
 /** A typed error of ours keeps its status and message (a cluster timeout is a 504); anything else is 500. */
 function faultOf (err: unknown): RpcError {
   if (err instanceof RpcFault) return { code: err.code, message: err.message }
+  // Anything may be thrown, null too: the fault is still an answer, not an error of its own.
+  if (typeof err !== 'object' || err === null) return INTERNAL_ERROR
   const { code, statusCode, message } = err as { code?: unknown, statusCode?: unknown, message?: unknown }
   if (typeof code === 'string' && Object.hasOwn(KAMAILIO_FAULTS, code)) return KAMAILIO_FAULTS[code]
   if (typeof code === 'string' && code.startsWith('FST_SIPWS_') && typeof statusCode === 'number') return { code: statusCode, message: String(message) }
-  return { code: 500, message: 'Internal error' }
+  return INTERNAL_ERROR
 }
 
 /** Kamailio answers a fault with its code as the HTTP status, or 500 for JSON-RPC's negative codes. */

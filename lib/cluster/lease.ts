@@ -12,8 +12,9 @@ if held == false then
 end
 return 0`
 
-// Renews our own lease. A key gone altogether (Redis restarted, or our lease ran out unseen) is taken back
-// with the same epoch, so the ids made under it stay ours; one held by another node means the lease is lost.
+// Renews our own lease (1). A key gone altogether (Redis restarted, or our lease ran out unseen) is taken
+// back with the same epoch (2), so the ids made under it stay ours; one held by another node means the
+// lease is lost (0).
 const RENEW = `
 local held = redis.call('GET', KEYS[1])
 if held == ARGV[1] then
@@ -22,9 +23,35 @@ if held == ARGV[1] then
 end
 if held == false then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  return 2
 end
 return 0`
+
+/** What renewing found: the lease still held, taken back after it ran out (or Redis lost it), or another node's now. */
+export type Renewal = 'held' | 'expired' | 'lost'
+const RENEWALS: readonly Renewal[] = ['lost', 'held', 'expired']
+
+/** A slot's key. */
+export const slotKey = (keyPrefix: string, slot: number): string => `${keyPrefix}:slot:${slot}`
+
+/** A lease another node holds, as its slot key says. */
+export interface Holder extends Lease {
+  instance: string
+}
+
+/**
+ * Every slot's holder, read in one MGET: how a node starting knows the others before their first
+ * heartbeat. A slot just released ("- <epoch>") has none.
+ */
+export async function holders (redis: Redis, keyPrefix: string): Promise<Holder[]> {
+  const values = await redis.mget(Array.from({ length: MAX_SLOTS }, (_, slot) => slotKey(keyPrefix, slot)))
+  const found: Holder[] = []
+  values.forEach((value, slot) => {
+    const match = value === null ? null : /^([^ ]+) (\d+)$/.exec(value)
+    if (match !== null && match[1] !== '-') found.push({ instance: match[1], slot, epoch: Number(match[2]) })
+  })
+  return found
+}
 
 // Leaves a tombstone that outlives the current second instead of deleting the key.
 const RELEASE = `
@@ -46,7 +73,7 @@ export class SlotLease {
   constructor (private readonly redis: Redis, private readonly keyPrefix: string, private readonly instance: string, private readonly ttlMs: number) {}
 
   private key (slot: number): string {
-    return `${this.keyPrefix}:slot:${slot}`
+    return slotKey(this.keyPrefix, slot)
   }
 
   /**
@@ -67,10 +94,10 @@ export class SlotLease {
     return null
   }
 
-  /** True while the lease is ours (renewed, or taken back after Redis lost it); false once another node has the slot. */
-  async renew (): Promise<boolean> {
-    if (this.lease === null) return false
-    return await this.redis.eval(RENEW, 1, this.key(this.lease.slot), this.value, String(this.ttlMs)) === 1
+  /** Renews the lease, or takes it back if it ran out; 'lost' once another node has the slot (or none is held). */
+  async renew (): Promise<Renewal> {
+    if (this.lease === null) return 'lost'
+    return RENEWALS[Number(await this.redis.eval(RENEW, 1, this.key(this.lease.slot), this.value, String(this.ttlMs)))] ?? 'lost'
   }
 
   async release (): Promise<void> {

@@ -12,6 +12,8 @@ export class RedisLink {
   readonly subscriber: Redis
   /** Since when both connections have been up (0: one is down): only then is silence from a node news. */
   private since = 0
+  /** When both came back after an outage (0: never): Redis may have come back empty. */
+  private back = 0
   private stopped = false
 
   constructor (
@@ -33,6 +35,10 @@ export class RedisLink {
 
   get upSince (): number {
     return this.since
+  }
+
+  get backSince (): number {
+    return this.back
   }
 
   /**
@@ -82,6 +88,7 @@ export class RedisLink {
   private readonly onReady = (): void => {
     if (!this.ready || this.stopped) return
     this.since = Date.now()
+    this.back = this.since
     this.log.info({ instance: this.instance }, 'fastify-sip-ws: cluster: Redis is back')
     this.onBack()
   }

@@ -9,6 +9,8 @@ import type { Requests } from './requests'
 export interface NodeParts {
   /** This process's name in the cluster. */
   instance: string
+  /** A node silent this long may be gone; Redis decides (presence.ts). */
+  nodeTimeout: number
   link: RedisLink
   channels: Channels
   leases: Leases

@@ -70,14 +70,16 @@ export class Requests {
     })
   }
 
-  answered ({ request, ok, body }: DecodedAnswer): void {
+  /** An answer came; false when its request has ended already (timed out, or its node was gone). */
+  answered ({ request, ok, body }: DecodedAnswer): boolean {
     const pending = this.pending.get(request)
-    if (pending === undefined) return
+    if (pending === undefined) return false
     if (pending.target !== -1) {
       clearTimeout(pending.timer)
       this.pending.delete(request)
     }
     pending.settle(ok, body.length === 0 ? null : body)
+    return true
   }
 
   /** Fails every request to a node serving one of `targets` (it is gone), or every request (`null`). */

@@ -10,10 +10,23 @@ export interface RedisClientLike {
   status: string
 }
 
-/** What `cluster.redis` may be: a `redis://` URL, ioredis options (an object), or an ioredis client. */
-export type RedisSource = string | RedisClientLike | { [option: string]: unknown }
+/** ioredis options for Redis Sentinel: where the sentinels are and the name of the master they watch. */
+export interface RedisSentinelOptions {
+  sentinels: Array<{ host: string, port: number }>
+  name: string
+  [option: string]: unknown
+}
 
-/** A node as the others see it, from its heartbeats. */
+/**
+ * What `cluster.redis` may be: a `redis://` URL, ioredis options (an object; Sentinel options among them),
+ * or an ioredis client.
+ */
+export type RedisSource = string | RedisClientLike | RedisSentinelOptions | { [option: string]: unknown }
+
+/**
+ * A node as the others see it, from its heartbeats (or, for a node known before its first heartbeat came,
+ * from its slot lease in Redis: then `host` is '', `pid` 0 and `connections` 0 until it beats).
+ */
 export interface ClusterNodeInfo {
   /** Random per process start: a restarted node is a new node. */
   instance: string
@@ -25,9 +38,21 @@ export interface ClusterNodeInfo {
   pid: number
   /** Open connections when it last said. */
   connections: number
-  /** Milliseconds (Date.now()) of its last heartbeat; now for this node. */
+  /** Milliseconds (Date.now()) of its last heartbeat (or of learning it from Redis); now for this node. */
   lastSeen: number
   self: boolean
+}
+
+/** Why a node may have been counted gone by the others (see `cluster:rejoined`). */
+export type RejoinReason = 'lease-expired' | 'lease-lost' | 'stalled'
+
+/** `cluster:rejoined`: this node is back after the others may have counted it gone. */
+export interface ClusterRejoinedEvent {
+  /** This node's instance (the same as before: its connections and ids are unchanged). */
+  instance: string
+  reason: RejoinReason
+  /** Milliseconds since Redis last confirmed this node's lease: how long it may have been counted gone. */
+  gapMs: number
 }
 
 /** A node that did not answer a cluster-wide view in time. */

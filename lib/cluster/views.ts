@@ -67,6 +67,8 @@ export class Views {
     } else {
       answer = { instance: this.parts.instance, stats: local.statistics() }
     }
-    this.parts.link.commands.publish(this.parts.channels.of(query.to), encodeAnswer(query.r, true, JSON.stringify(answer))).catch(() => {})
+    this.parts.link.commands.publish(this.parts.channels.of(query.to), encodeAnswer(query.r, true, JSON.stringify(answer))).catch((err: unknown) => {
+      this.parts.log.debug({ err, request: query.r }, 'fastify-sip-ws: cluster: view answer not sent; the asking node lists this one missing')
+    })
   }
 }

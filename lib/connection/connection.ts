@@ -118,6 +118,8 @@ export class Connection {
     if (this.life === 'CLOSED') return null
     this.life = 'CLOSED'
     const by = this.by ?? 'remote'
+    // A socket error with no close of ours under way sent nothing: what ws saw (1006) is the code.
+    const ours = by !== 'remote' && this.sentCode !== 0
     return {
       id: this.id,
       remoteAddress: this.remoteAddress,
@@ -125,8 +127,8 @@ export class Connection {
       socketAddress: this.socketAddress,
       socketPort: this.socketPort,
       subProtocol: this.subProtocol,
-      code: by === 'remote' ? code : this.sentCode,
-      reason: by === 'remote' ? reason.toString() : this.sentReason,
+      code: ours ? this.sentCode : code,
+      reason: ours ? this.sentReason : reason.toString(),
       by
     }
   }

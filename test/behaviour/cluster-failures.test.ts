@@ -4,10 +4,11 @@ import { after, before, describe, test } from 'node:test'
 import IORedis from 'ioredis'
 import type { ClusterNodeInfo, DumpResult } from '../../lib'
 import { idPrefix, leaseOf } from '../../lib/cluster/ids'
-import { clusterOf, startNode, type NodeProcess } from '../helpers/cluster'
+import { clusterOf, startNode, type NodeEvent, type NodeProcess } from '../helpers/cluster'
+import { assertNothingLost, described, startTraffic, type TrafficNode } from '../helpers/cluster-traffic'
 import { until, within } from '../helpers/pool'
 import { startRedis, type RedisServer } from '../helpers/redis'
-import { connect, startApp, type Started } from '../helpers/server'
+import { connect, loggedApp, startApp, type Started } from '../helpers/server'
 import { reportedSetUp } from '../helpers/set-up'
 
 // Short enough for a quick test, long enough that a loaded 2-core machine does not miss heartbeats.
@@ -84,6 +85,111 @@ describe('a node that dies or freezes', () => {
       frozen.signal('SIGCONT')
       await frozen.stop()
       await observer.app.close()
+    }
+  })
+})
+
+describe('a node that stalls (SIGSTOP past 2 × nodeTimeout, then SIGCONT)', () => {
+  let redis: RedisServer
+  before(reportedSetUp(async () => { redis = await startRedis() }))
+  after(async () => { await redis?.stop() })
+
+  /** A node in this process that records its hooks and logs. */
+  async function observed (): Promise<Started & TrafficNode & { downs: ClusterNodeInfo[] }> {
+    const logged = loggedApp('warn')
+    const downs: ClusterNodeInfo[] = []
+    const started = await startApp({ cluster: { redis: redis.url, ...CLUSTER } }, (app) => {
+      app.addWsHook('cluster:node-down', (node) => { downs.push(node) })
+    }, logged.fastifyOptions)
+    return { ...started, entries: logged.entries, downs }
+  }
+
+  test('no failure between the two others, no live node counted gone; the stalled one rejoins and its users are reachable at once', async (t) => {
+    const STALL = 2 * NODE_TIMEOUT + 500
+    const [a, b] = [await observed(), await observed()]
+    const stalled = await startNode(redis.url, { cluster: CLUSTER } as never)
+    try {
+      await clusterOf(() => a.app.wsCluster.nodes(), 3)
+      await clusterOf(() => b.app.wsCluster.nodes(), 3)
+      await until(async () => (await stalled.call<unknown[]>('nodes')).length === 3, 10_000, () => 'the stalled node to see every node')
+      const [wa, ws] = [await connect(a.url), await connect(stalled.url)]
+      const [ida, ids] = [a.app.wsDump('used_asc').connections[0].id, await firstId(stalled)]
+      const traffic = await startTraffic(a, b, 20, 5000)
+      stalled.signal('SIGSTOP')
+      const stoppedAt = Date.now()
+      // Counted gone by the others once Redis confirms it: its presence ran out.
+      const down = await within((async () => { await until(() => a.downs.length > 0 && b.downs.length > 0, STALL, () => 'node-down on both', 20); return Date.now() })(), STALL + LATE, () => 'node-down')
+      const left = STALL - (Date.now() - stoppedAt)
+      if (left > 0) await new Promise((resolve) => setTimeout(resolve, left))
+      stalled.signal('SIGCONT')
+      const contAt = performance.now()
+      // Its users are reachable from the others again, and it reaches them.
+      await until(async () => await a.app.wsCluster.send(ids, 'reach the stalled node').catch(() => false), 10_000, () => 'the stalled node\'s user to be reachable', 10)
+      const reachable = performance.now() - contAt
+      await until(async () => await stalled.call<boolean>('clusterSend', ida, 'from the stalled node').catch(() => false), 10_000, () => 'the stalled node to reach the others', 10)
+      const reaches = performance.now() - contAt
+      const rejoined = await stalled.next((e: NodeEvent) => e.event === 'rejoined', 10_000, 'cluster:rejoined on the stalled node')
+      // A nodeTimeout and more of traffic after the stall, then count.
+      await traffic.backWithin(contAt, NODE_TIMEOUT + 500)
+      const counts = await traffic.stop()
+      const event = rejoined.rejoined as { instance: string, reason: string, gapMs: number }
+      t.diagnostic(`stalled ${STALL} ms (nodeTimeout ${NODE_TIMEOUT}); counted gone after ${down - stoppedAt} ms; after SIGCONT its user reachable in ${reachable.toFixed(0)} ms, it reached the others in ${reaches.toFixed(0)} ms; rejoined ${JSON.stringify(event)}`)
+      t.diagnostic(`between the two others: ${described(counts)}`)
+      assert.deepEqual([counts.plain.false, counts.confirmed.false, counts.confirmed.rejected], [0, 0, {}], 'no failure between the nodes that never stopped')
+      assert.equal(counts.lostSilently, 0)
+      assert.equal(counts.plain.delivered, counts.plain.sent)
+      assert.equal(counts.confirmed.true, counts.confirmed.sent)
+      assert.deepEqual([a.downs.map((n) => n.instance), b.downs.map((n) => n.instance)], [[stalled.instance], [stalled.instance]], 'only the stalled node was counted gone, once, when Redis said so')
+      assert.deepEqual(stalled.events.filter((e) => e.event === 'node-down'), [], 'the stalled node counted nobody gone')
+      assert.deepEqual([event.instance, event.reason], [stalled.instance, 'lease-expired'])
+      assert.ok(event.gapMs >= STALL - NODE_TIMEOUT / 4, `gap ${event.gapMs} ms`)
+      assert.equal(stalled.events.filter((e) => e.event === 'rejoined').length, 1, 'once')
+      assert.ok(reachable <= 2000, `reachable ${reachable.toFixed(0)} ms after SIGCONT`)
+      assert.equal((await stalled.call<unknown[]>('nodes')).length, 3)
+      assert.equal(a.app.wsCluster.nodes().length, 3)
+      wa.terminate(); ws.terminate()
+    } finally {
+      stalled.signal('SIGCONT')
+      await stalled.stop()
+      await a.app.close()
+      await b.app.close()
+    }
+  })
+})
+
+describe('Redis restarted under traffic', () => {
+  let redis: RedisServer
+  before(reportedSetUp(async () => { redis = await startRedis() }))
+  after(async () => { await redis?.stop() })
+
+  test('nothing lost silently, no live connection called gone, traffic back within 2 s of Redis', async (t) => {
+    const nodes: Array<Started & TrafficNode> = []
+    const downs: string[] = []
+    for (let i = 0; i < 2; i++) {
+      const logged = loggedApp('warn')
+      nodes.push({ ...await startApp({ cluster: { redis: redis.url, ...CLUSTER } }, (app) => { app.addWsHook('cluster:node-down', (n) => { downs.push(n.instance) }) }, logged.fastifyOptions), entries: logged.entries })
+    }
+    const [a, b] = nodes
+    try {
+      await clusterOf(() => a.app.wsCluster.nodes(), 2)
+      const traffic = await startTraffic(a, b, 20, 5000)
+      const started = performance.now()
+      await until(() => traffic.backAfter(started) !== null, 5000, () => 'traffic before the restart')
+      await redis.kill('SIGKILL')
+      const down = performance.now()
+      // Down longer than nodeTimeout: every lease and presence has run out when it comes back (empty).
+      await until(() => performance.now() - down > NODE_TIMEOUT + 100, 10_000, () => 'an outage longer than nodeTimeout', 50)
+      await redis.restart()
+      const back = performance.now()
+      const recovered = await traffic.backWithin(back, 1000)
+      const counts = await traffic.stop()
+      t.diagnostic(`Redis down ${(back - down).toFixed(0)} ms; traffic back both ways ${recovered.toFixed(0)} ms after it answered`)
+      t.diagnostic(described(counts))
+      assertNothingLost(counts)
+      assert.deepEqual(downs, [])
+      assert.ok(recovered <= 2000, `back ${recovered.toFixed(0)} ms after Redis`)
+    } finally {
+      for (const node of nodes) await node.app.close()
     }
   })
 })

@@ -81,9 +81,9 @@ export interface Parts {
 }
 
 /** What the node's jobs share, as the node builds it, with the recording logger. */
-export function nodeParts (parts: Parts): NodeParts {
+export function nodeParts (parts: Parts, nodeTimeout = 1000): NodeParts {
   const { instance, link, channels, leases, membership, requests, logged } = parts
-  return { instance, link, channels, leases, membership, requests, log: logged.log }
+  return { instance, nodeTimeout, link, channels, leases, membership, requests, log: logged.log }
 }
 
 export interface PartsOptions {

@@ -23,11 +23,11 @@ export interface StartedEdge {
  * The parts `buildEdge` makes, on a real Fastify app with @fastify/websocket and listening on 127.0.0.1, wired
  * as the plugin wires its handshake path (the upgrade listener and the `onRequest` hook) and nothing more: no
  * decorators, RPC, metrics or shutdown hooks, so a test reaches each part itself. `setup` runs before listen
- * (to add hooks through `hooks.add`, or routes).
+ * (to add hooks through `hooks.add`, routes, or Fastify hooks wired to the edge's parts).
  */
 export async function startEdge (
   options: SipWsOptions = {},
-  setup?: (app: FastifyInstance, hooks: Hooks) => void,
+  setup?: (app: FastifyInstance, hooks: Hooks, edge: Edge, settings: Settings) => void,
   fastifyOptions: FastifyServerOptions = { logger: false },
   cluster: Cluster = new SingleProcess()
 ): Promise<StartedEdge> {
@@ -39,7 +39,7 @@ export async function startEdge (
   await cluster.start(edge.server)
   edge.upgrades.listen(app.server)
   app.addHook('onRequest', edge.upgrades.onRequest)
-  setup?.(app, hooks)
+  setup?.(app, hooks, edge, settings)
   try {
     await app.listen({ host: '127.0.0.1', port: 0 })
   } catch (err) {

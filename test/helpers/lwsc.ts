@@ -9,6 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import WebSocket, { WebSocketServer } from 'ws'
+import type { LwscContext } from '../../lib/lwsc/context'
+import { silentLogger, type LwscLogger } from '../../lib/lwsc/logger'
+import { newCounters } from '../../lib/lwsc/stats'
+import { resolveLwscOptions, type LwscOptions } from '../../lib/options'
 
 export interface SeenHandshake {
   host: string | undefined
@@ -199,4 +203,14 @@ export function watchUnhandledRejections (): { stop: () => unknown[] } {
       return seen
     }
   }
+}
+
+/**
+ * What an LwscClient shares with its endpoints and connections, built as the client builds it, for tests of
+ * those parts without a client: keepalive and idle closing off unless `options` turn them on.
+ */
+export function lwscContext (options: LwscOptions = {}, log: LwscLogger = silentLogger): LwscContext {
+  const resolved = resolveLwscOptions({ keepaliveInterval: 0, idleTimeout: 0, ...options })
+  const wsOptions = { perMessageDeflate: false, allowSynchronousEvents: true, closeTimeout: resolved.timeoutRead }
+  return { options: resolved, log, counters: newCounters(), wsOptions, discarded: new Set(), closed: false }
 }

@@ -19,24 +19,33 @@ export interface RedisServer {
 
 /**
  * A real redis-server on 127.0.0.1 and a free port, with nothing saved to disk (`--save '' --appendonly
- * no`), so a restart comes back empty as after a crash without persistence. Stopped by pid.
+ * no`), so a restart comes back empty as after a crash without persistence; `extra` arguments are added
+ * (`--replicaof`, say). Stopped by pid.
  */
-export async function startRedis (): Promise<RedisServer> {
+export async function startRedis (extra: readonly string[] = []): Promise<RedisServer> {
+  return await startRedisProcess('redis-server', REDIS_HINT, (port) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning', ...extra])
+}
+
+/**
+ * A Redis-protocol server (`command`, run with `args(port)`) on a free port, ready once it answers PING
+ * there: redis-server, or redis-sentinel. `hint` says how to install it when it cannot be run.
+ */
+export async function startRedisProcess (command: string, hint: string, args: (port: number) => string[]): Promise<RedisServer> {
   const port = await freePort()
   let child: ChildProcess | null = null
   let output = ''
   const launch = async (): Promise<void> => {
-    const proc = ownedChild(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] }))
+    const proc = ownedChild(spawn(command, args(port), { stdio: ['ignore', 'pipe', 'pipe'] }))
     child = proc
     proc.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
     proc.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
     const spawned = await Promise.race([once(proc, 'spawn').then(() => true), once(proc, 'error').then(() => false)])
-    if (!spawned) throw new Error(REDIS_HINT)
+    if (!spawned) throw new Error(hint)
     // Ready once it answers PING on its port; bounded: 100 tries.
     for (let i = 0; ; i++) {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited: ${output}`)
+      if (proc.exitCode !== null) throw new Error(`${command} exited: ${output}`)
       if (await answersPing(port)) return
-      if (i === 100) throw new Error(`redis-server did not answer on ${port} within 10 s: ${output}`)
+      if (i === 100) throw new Error(`${command} did not answer on ${port} within 10 s: ${output}`)
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }

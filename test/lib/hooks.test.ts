@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import Fastify from 'fastify'
-import sipWs, { type WsOpenEvent } from '../../lib'
-import { handshakeLines, rawRequest, request } from '../helpers/raw'
+import Fastify, { type FastifyInstance } from 'fastify'
+import sipWs, { type ClusterNodeInfo, type WsOpenEvent } from '../../lib'
+import { Hooks, isThenable } from '../../lib/hooks'
+import { recordedLog } from '../helpers/log'
+import { within } from '../helpers/pool'
+import { handshakeLines, httpRequest, rawRequest, request } from '../helpers/raw'
 import { closed, connect, nextMessage, startApp } from '../helpers/server'
 
 async function refusal (port: number, extra: Record<string, string | null> = {}): Promise<{ status: number, headers: Record<string, string>, body: string }> {
@@ -158,5 +161,152 @@ describe('websocket:open and websocket:message hooks', () => {
       assert.equal(ws.readyState, ws.OPEN)
       ws.terminate()
     } finally { await app.close() }
+  })
+})
+
+describe('the Hooks class', () => {
+  const NODE: ClusterNodeInfo = { instance: 'n2', slot: 2, prefixes: [2], host: 'h', pid: 1, connections: 0, lastSeen: 0, self: false }
+
+  /** A listening app whose GET /run answers with what `hooks.runRequest(name, ...)` returned, unless a hook replied. */
+  async function requestApp (hooks: Hooks, name: 'xhttp:request' | 'rpc:request', setup?: (app: FastifyInstance) => Promise<void>): Promise<{ app: FastifyInstance, port: number }> {
+    const app = Fastify({ logger: false })
+    app.get('/run', async (req, reply) => {
+      const refused = await hooks.runRequest(name, req, reply)
+      return refused ? reply : { refused }
+    })
+    await setup?.(app)
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    return { app, port: (app.server.address() as { port: number }).port }
+  }
+
+  test('add checks the name and the function; has and events tell what was added, in order', async () => {
+    const { log } = recordedLog()
+    const hooks = new Hooks(log)
+    const app = Fastify()
+    assert.throws(() => { hooks.add(app, 'websocket:opened' as 'websocket:open', () => {}) }, (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'FST_SIPWS_UNKNOWN_HOOK')
+      assert.equal(err.message, 'Unknown hook "websocket:opened"; expected one of xhttp:request, rpc:request, websocket:open, websocket:message, websocket:closed, cluster:node-down')
+      return true
+    })
+    assert.throws(() => { hooks.add(app, 'websocket:open', 'fn' as unknown as () => void) }, { code: 'FST_SIPWS_HOOK_NOT_FUNCTION', message: 'The websocket:open hook must be a function, got string' })
+    assert.equal(hooks.has('websocket:open'), false)
+    const first = (): void => {}
+    const second = async (): Promise<void> => {}
+    hooks.add(app, 'websocket:open', first)
+    hooks.add(app, 'websocket:open', second)
+    assert.equal(hooks.has('websocket:open'), true)
+    assert.equal(hooks.has('websocket:closed'), false)
+    assert.deepEqual(hooks.events('websocket:open').map((h) => h.fn), [first, second])
+    assert.deepEqual(hooks.events('websocket:message'), [])
+    await app.close()
+  })
+
+  test('runRequest: in order, each awaited, `this` the instance it was added on; stops at the first that replies', async (t) => {
+    const { log } = recordedLog()
+    const hooks = new Hooks(log)
+    const order: string[] = []
+    let child: FastifyInstance | null = null
+    const s = await requestApp(hooks, 'rpc:request', async (app) => { await app.register(async (instance) => { child = instance }) })
+    t.after(async () => { await s.app.close() })
+    assert.notEqual(child, s.app)
+    hooks.add(s.app, 'rpc:request', async function (request) {
+      assert.equal(this, s.app)
+      await new Promise((resolve) => setImmediate(resolve))
+      order.push(`a ${request.headers['x-step'] ?? ''}`)
+    })
+    hooks.add(child as unknown as FastifyInstance, 'rpc:request', async function (request, reply) {
+      assert.equal(this, child)
+      order.push('b')
+      if (request.headers['x-step'] === 'refuse') await reply.code(401).send('no')
+    })
+    hooks.add(s.app, 'rpc:request', () => { order.push('c') })
+    hooks.add(s.app, 'xhttp:request', () => { order.push('other list') })
+
+    const passed = await httpRequest(s.port, 'GET', '/run', { 'X-Step': 'pass' })
+    assert.deepEqual([passed.status, JSON.parse(passed.body)], [200, { refused: false }])
+    assert.deepEqual(order.splice(0), ['a pass', 'b', 'c'])
+    const refused = await httpRequest(s.port, 'GET', '/run', { 'X-Step': 'refuse' })
+    assert.deepEqual([refused.status, refused.body], [401, 'no'])
+    assert.deepEqual(order, ['a refuse', 'b'], 'the hook after the reply did not run')
+  })
+
+  test('runRequest lets a hook\'s error through, and the hooks after it do not run', async (t) => {
+    const { log } = recordedLog()
+    const hooks = new Hooks(log)
+    const s = await requestApp(hooks, 'xhttp:request')
+    t.after(async () => { await s.app.close() })
+    let after = 0
+    hooks.add(s.app, 'xhttp:request', () => { throw Object.assign(new Error('slow down'), { statusCode: 429 }) })
+    hooks.add(s.app, 'xhttp:request', () => { after++ })
+    assert.equal((await httpRequest(s.port, 'GET', '/run')).status, 429)
+    assert.equal(after, 0)
+  })
+
+  test('call: `this` is the instance; a promise comes back only when the hook returned a thenable; a throw is logged as the hook\'s and counts as done', async () => {
+    const logged = recordedLog()
+    const hooks = new Hooks(logged.log)
+    const app = Fastify()
+    const seen: unknown[] = []
+    const thenable = { then (resolve: (v: unknown) => void) { resolve('later') } }
+    hooks.add(app, 'websocket:message', function (m) { seen.push(this === app, m.id) })
+    hooks.add(app, 'websocket:message', async () => 'async')
+    hooks.add(app, 'websocket:message', () => thenable)
+    hooks.add(app, 'websocket:message', () => { throw new Error('bad handler') })
+    const event = { id: 7, data: 'x', binary: false, subProtocol: 'sip', remoteAddress: '', remotePort: 0 }
+    const results = hooks.events('websocket:message').map((hook) => hooks.call(hook, 'websocket:message', event))
+    assert.deepEqual(seen, [true, 7])
+    assert.equal(results[0], undefined)
+    assert.ok(results[1] instanceof Promise)
+    assert.equal(await results[1], 'async')
+    assert.equal(results[2], thenable)
+    assert.equal(results[3], undefined)
+    const entry = await logged.next('websocket:message hook failed')
+    assert.deepEqual([entry.level, entry.id, entry.hook, (entry.err as { message: string }).message], [50, 7, 'websocket:message', 'bad handler'])
+    await app.close()
+  })
+
+  test('isThenable: objects and functions with a then method only', () => {
+    const fn = Object.assign(() => {}, { then: () => {} })
+    assert.deepEqual([Promise.resolve(), { then () {} }].map(isThenable), [true, true])
+    assert.deepEqual([null, undefined, 1, 'then', { then: 1 }, fn].map(isThenable), [false, false, false, false, false, false])
+  })
+
+  test('notify: each hook in turn, the next after the last settled; errors, thrown or rejected, logged', async () => {
+    const logged = recordedLog()
+    const hooks = new Hooks(logged.log)
+    const app = Fastify()
+    const order: string[] = []
+    hooks.add(app, 'cluster:node-down', async function (node) {
+      assert.equal(this, app)
+      order.push(`a start ${node.instance}`)
+      for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
+      order.push('a end')
+    })
+    hooks.add(app, 'cluster:node-down', () => { order.push('b'); throw new Error('sync boom') })
+    hooks.add(app, 'cluster:node-down', async () => { order.push('c'); throw new Error('async boom') })
+    hooks.add(app, 'cluster:node-down', () => { order.push('d') })
+    await hooks.notify('cluster:node-down', NODE, 5000)
+    assert.deepEqual(order, ['a start n2', 'a end', 'b', 'c', 'd'])
+    const failures = logged.entries.filter((e) => e.msg === 'fastify-sip-ws: cluster:node-down hook failed')
+    assert.deepEqual(failures.map((e) => [e.level, e.hook, (e.err as { message: string }).message]), [[50, 'cluster:node-down', 'sync boom'], [50, 'cluster:node-down', 'async boom']])
+    await app.close()
+  })
+
+  test('notify waits for a hook that never settles no longer than its timeout, then runs the next', async () => {
+    const TIMEOUT = 200
+    const { log } = recordedLog()
+    const hooks = new Hooks(log)
+    const app = Fastify()
+    let after = 0
+    hooks.add(app, 'cluster:node-down', async () => { await new Promise(() => {}) })
+    hooks.add(app, 'cluster:node-down', () => { after++ })
+    const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+    const started = performance.now()
+    await within(hooks.notify('cluster:node-down', NODE, TIMEOUT), TIMEOUT + 2000, () => 'notify with a hung hook')
+    const took = performance.now() - started
+    assert.ok(took >= TIMEOUT - 25, `returned after ${took.toFixed(0)} ms`)
+    assert.equal(after, 1)
+    assert.equal(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length, timersBefore, 'no timer left behind')
+    await app.close()
   })
 })

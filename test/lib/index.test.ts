@@ -95,6 +95,12 @@ test('public types', async () => {
     expectTypeOf(node).toEqualTypeOf<ClusterNodeInfo>()
     expectTypeOf(node.prefixes).toEqualTypeOf<number[]>()
   })
+  app.addWsHook('cluster:rejoined', async ({ instance, reason, gapMs }) => {
+    expectTypeOf(instance).toBeString()
+    expectTypeOf(reason).toEqualTypeOf<'lease-expired' | 'lease-lost' | 'stalled'>()
+    expectTypeOf(gapMs).toBeNumber()
+  })
+  expectTypeOf<{ cluster: { redis: { sentinels: [{ host: '127.0.0.1', port: 26379 }], name: 'mymaster' } } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ cluster: { redis: 'redis://127.0.0.1:6379', nodeTimeout: number } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf<{ cluster: { redis: { host: string, port: number } } }>().toMatchTypeOf<SipWsOptions>()
   expectTypeOf(app.lwsc).toEqualTypeOf<LwscClient>()

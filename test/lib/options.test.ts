@@ -31,6 +31,15 @@ describe('options', () => {
     assert.deepEqual(rpc?.allowedHosts, ['admin.example.com', '[::1]:8080'])
   })
 
+  test('cluster.redis takes Sentinel options as given, and says what it expects of them', () => {
+    const sentinel = { sentinels: [{ host: '127.0.0.1', port: 26379 }, { host: 'sentinel-2', port: 26380 }], name: 'mymaster', sentinelPassword: 'secret' }
+    assert.deepEqual(resolveSettings({ cluster: { redis: sentinel } }).cluster?.redis, sentinel)
+    assert.throws(() => resolveSettings({ cluster: { redis: { sentinels: [{ host: '127.0.0.1' }], name: 'm' } } }), {
+      code: 'FST_SIPWS_INVALID_OPTION',
+      message: /expected a redis:\/\/ URL, ioredis options \(for Sentinel: \{ sentinels: \[\{ host, port \}, \.\.\.\], name \}\) or an ioredis client/
+    })
+  })
+
   test('the bitmap and names map to protocol lists', () => {
     assert.deepEqual(resolveSettings({ subProtocols: 1 }).enabledProtocols, ['sip'])
     assert.deepEqual(resolveSettings({ subProtocols: 2 }).enabledProtocols, ['msrp'])
@@ -73,7 +82,13 @@ describe('options', () => {
     ['lwsc.idleTimeout', { lwsc: { idleTimeout: 5 } }],
     ['lwsc.maxEndpoints', { lwsc: { maxEndpoints: 0 } }],
     ['metrics.prefix', { metrics: { registry: {}, prefix: 'web-socket' } }],
-    ['sipPort', { sipPort: 5060 }]
+    ['sipPort', { sipPort: 5060 }],
+    // Sentinel options are checked at register, not at the first failover.
+    ['cluster.redis', { cluster: { redis: { sentinels: [{ host: '127.0.0.1' }], name: 'mymaster' } } }],
+    ['cluster.redis', { cluster: { redis: { sentinels: [{ host: '127.0.0.1', port: 0 }], name: 'mymaster' } } }],
+    ['cluster.redis', { cluster: { redis: { sentinels: [], name: 'mymaster' } } }],
+    ['cluster.redis', { cluster: { redis: { sentinels: [{ host: '127.0.0.1', port: 26379 }] } } }],
+    ['cluster.redis', { cluster: { redis: { sentinels: '127.0.0.1:26379', name: 'mymaster' } } }]
   ]
   for (const [name, options] of bad) {
     test(`a bad ${name} fails register with an error naming it`, async () => {

@@ -42,12 +42,17 @@ function resolveImport (from: string, specifier: string): string | null {
   return null
 }
 
-/** Every module a file names: imports and re-exports, type-only or not, and `import('...')` types. */
+/**
+ * Every module a file names: imports and re-exports, type-only or not, `import x = require('...')`,
+ * `require('...')`, `import('...')` calls and types.
+ */
 function importsOf (file: ts.SourceFile): string[] {
   const found: string[] = []
   const visit = (node: ts.Node): void => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)) {
       found.push(node.moduleSpecifier.text)
+    } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference) && ts.isStringLiteral(node.moduleReference.expression)) {
+      found.push(node.moduleReference.expression.text)
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
       found.push(node.argument.literal.text)
     } else if (ts.isCallExpression(node) && node.arguments.length === 1 && ts.isStringLiteral(node.arguments[0]) &&
@@ -162,6 +167,16 @@ describe('code layout', () => {
   test('the cycle check finds a cycle when there is one', () => {
     const graph = new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['d']], ['e', ['a']]])
     assert.deepEqual(cycles(graph).map((c) => c.length).sort(), [1, 3])
+  })
+
+  test('every form of import is seen', () => {
+    const source = [
+      "import a from './a'", "import type { B } from './b'", "export { c } from './c'", "export * from './d'",
+      "import e = require('./e')", "const f = require('./f')", "const g = import('./g')", "type H = import('./h').H",
+      "import './i'"
+    ].join('\n')
+    const file = ts.createSourceFile('probe.ts', source, ts.ScriptTarget.ES2022, true)
+    assert.deepEqual(importsOf(file).sort(), ['./a', './b', './c', './d', './e', './f', './g', './h', './i'])
   })
 
   test(`no source file over ${MAX_FILE_LINES} lines`, () => {

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type WebSocket from 'ws'
+import { canonicalOrigin, preflight, rpcAccessHook, type RpcAccessOptions } from '../../../lib/admin/rpc-access'
 import { handshakeStatus } from '../../e2e/helpers'
 import { httpRequest, type RawResponse } from '../../helpers/raw'
-import { connect, startApp, type Started } from '../../helpers/server'
+import { connect, loggedApp, startApp, type Started } from '../../helpers/server'
 
 const call = (method: string, params?: unknown[], id: unknown = 1): Record<string, unknown> => ({ jsonrpc: '2.0', method, ...(params !== undefined ? { params } : {}), id })
 
@@ -171,5 +173,114 @@ describe('rpc.allowedHosts', () => {
     // HTTP/1.0 needs no Host; with a list, no Host is no match.
     refusedFor(await httpRequest(s.port, 'POST', '/RPC', { Host: null }, disable, '1.0'), 'Host not allowed', 'no Host')
     assert.equal((await handshakeStatus(s.url)).status, 101, 'no ws.disable ran')
+  })
+})
+
+describe('canonicalOrigin', () => {
+  test('serializes an origin as browsers send it: lower case, default port left out, IDN in punycode', () => {
+    for (const [text, origin] of [
+      ['HTTPS://Admin.Example.com:443/', 'https://admin.example.com'],
+      ['HTTP://A.EXAMPLE', 'http://a.example'],
+      ['http://a.example:80', 'http://a.example'],
+      ['http://a.example:443', 'http://a.example:443'],
+      ['https://a.example:80', 'https://a.example:80'],
+      ['http://a.example:8080/', 'http://a.example:8080'],
+      ['https://[::1]:443', 'https://[::1]'],
+      ['https://[0:0:0:0:0:0:0:1]:8443/', 'https://[::1]:8443'],
+      ['http://bücher.example', 'http://xn--bcher-kva.example'],
+      ['http://127.1', 'http://127.0.0.1']
+    ]) assert.equal(canonicalOrigin(text), origin, text)
+  })
+
+  test('null for anything that is not an http(s) origin with nothing after the authority', () => {
+    for (const text of [
+      '', 'null', 'not a url', 'http://', 'http:a.example', 'http:///a.example', ' http://a.example',
+      'ws://a.example', 'wss://a.example', 'ftp://a.example', 'file:///etc/passwd', 'data:text/html,x', 'javascript:alert(1)',
+      'http://user@a.example', 'http://user:pw@a.example',
+      'http://a.example/path', 'http://a.example//', 'http://a.example?q=1', 'http://a.example/?', 'http://a.example#', 'http://a.example/#top',
+      'http://*.example.com', 'https://*', 'http://a.example:99999'
+    ]) assert.equal(canonicalOrigin(text), null, JSON.stringify(text))
+  })
+})
+
+describe('rpcAccessHook and preflight on a Fastify app of their own', () => {
+  /** An app whose POST /rpc answers "ran" behind the hook, and whose OPTIONS /rpc is the preflight. */
+  async function guarded (options: RpcAccessOptions): Promise<{ app: FastifyInstance, port: number, ran: () => number, warnings: () => Array<Record<string, unknown>> }> {
+    const log = loggedApp('warn')
+    const app = Fastify(log.fastifyOptions)
+    let runs = 0
+    app.addHook('onRequest', rpcAccessHook(options))
+    app.post('/rpc', async () => { runs++; return 'ran' })
+    app.options('/rpc', preflight)
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const port = (app.server.address() as { port: number }).port
+    return { app, port, ran: () => runs, warnings: () => log.entries.filter((e) => e.level === 40) }
+  }
+
+  test('a script (no Origin, no Sec-Fetch-Site other than "none") passes to the route untouched: no CORS header, no Vary while nothing is listed', async (t) => {
+    const g = await guarded({ allowedOrigins: [] })
+    t.after(async () => { await g.app.close() })
+    for (const headers of [{}, { 'Sec-Fetch-Site': 'none' }] as Array<Record<string, string>>) {
+      const res = await httpRequest(g.port, 'POST', '/rpc', headers)
+      assert.deepEqual([res.status, res.body], [200, 'ran'])
+      assert.deepEqual(res.headerLines.filter(([name]) => name === 'vary' || name.startsWith('access-control-')), [])
+    }
+    assert.equal(g.ran(), 2)
+    assert.deepEqual(g.warnings(), [])
+  })
+
+  test('each refusal logs one warning naming its reason with the request\'s Host, Origin and Sec-Fetch-Site; the route never runs', async (t) => {
+    const g = await guarded({ allowedOrigins: ['https://admin.example'], allowedHosts: ['edge.example'] })
+    t.after(async () => { await g.app.close() })
+    const cases: Array<[Record<string, string>, string, Record<string, unknown>]> = [
+      [{ Host: 'evil.example', Origin: 'https://admin.example' }, 'Host not allowed', { host: 'evil.example', origin: 'https://admin.example' }],
+      [{ Host: 'edge.example', Origin: 'https://evil.example' }, 'Origin not allowed', { host: 'edge.example', origin: 'https://evil.example' }],
+      [{ Host: 'edge.example', 'Sec-Fetch-Site': 'same-site' }, 'Origin not allowed', { host: 'edge.example', secFetchSite: 'same-site' }],
+      [{ Host: 'edge.example', Origin: 'https://ADMIN.example' }, 'Origin not allowed', { origin: 'https://ADMIN.example' }]
+    ]
+    for (const [headers, reason, fields] of cases) {
+      const before = g.warnings().length
+      const res = await httpRequest(g.port, 'POST', '/rpc', headers)
+      assert.equal(res.status, 403)
+      assert.deepEqual(JSON.parse(res.body), { jsonrpc: '2.0', error: { code: 403, message: reason }, id: null })
+      const logged = g.warnings().slice(before)
+      assert.equal(logged.length, 1, JSON.stringify(headers))
+      assert.equal(logged[0].msg, `fastify-sip-ws: RPC request refused: ${reason}`)
+      for (const [name, value] of Object.entries(fields)) assert.equal(logged[0][name], value, `${name} of ${JSON.stringify(headers)}`)
+    }
+    assert.equal(g.ran(), 0)
+  })
+
+  test('the Host is checked before the Origin: a listed origin on a wrong Host is refused for its Host', async (t) => {
+    const g = await guarded({ allowedOrigins: ['https://admin.example'], allowedHosts: ['edge.example:8443'] })
+    t.after(async () => { await g.app.close() })
+    const wrongHost = await httpRequest(g.port, 'POST', '/rpc', { Host: 'edge.example:8444', Origin: 'https://admin.example' })
+    assert.equal(JSON.parse(wrongHost.body).error.message, 'Host not allowed')
+    assert.equal(wrongHost.headers['access-control-allow-origin'], undefined)
+    const ok = await httpRequest(g.port, 'POST', '/rpc', { Host: 'EDGE.example:8443', Origin: 'https://admin.example' })
+    assert.deepEqual([ok.status, ok.headers['access-control-allow-origin'], ok.headers.vary], [200, 'https://admin.example', 'Origin'])
+    assert.equal(g.ran(), 1)
+  })
+
+  test('an empty allowedHosts lets no Host in; allowedHosts left out lets any in', async (t) => {
+    const none = await guarded({ allowedOrigins: [], allowedHosts: [] })
+    const any = await guarded({ allowedOrigins: [] })
+    t.after(async () => { await none.app.close(); await any.app.close() })
+    assert.equal((await httpRequest(none.port, 'POST', '/rpc', { Host: `127.0.0.1:${none.port}` })).status, 403)
+    for (const host of ['evil.example', '[::1]:1', `127.0.0.1:${any.port}`]) assert.equal((await httpRequest(any.port, 'POST', '/rpc', { Host: host })).status, 200, host)
+  })
+
+  test('preflight: with a listed Origin, the CORS answer; with no Origin, 204 naming the methods allowed', async (t) => {
+    const g = await guarded({ allowedOrigins: ['https://admin.example'] })
+    t.after(async () => { await g.app.close() })
+    const cors = await httpRequest(g.port, 'OPTIONS', '/rpc', { Origin: 'https://admin.example', 'Access-Control-Request-Method': 'POST' })
+    assert.equal(cors.status, 204)
+    assert.deepEqual([cors.headers['access-control-allow-origin'], cors.headers['access-control-allow-methods'], cors.headers['access-control-max-age']], ['https://admin.example', 'POST', '600'])
+    assert.equal(cors.headers.allow, undefined)
+    const plain = await httpRequest(g.port, 'OPTIONS', '/rpc')
+    assert.equal(plain.status, 204)
+    assert.equal(plain.headers.allow, 'POST, OPTIONS')
+    assert.deepEqual(plain.headerLines.filter(([name]) => name.startsWith('access-control-')), [])
+    assert.equal(plain.headers.vary, 'Origin', 'the answer still depends on Origin')
   })
 })

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { handle } from '../../../lib/admin/rpc'
+import { RpcFault, type Method } from '../../../lib/admin/rpc-methods'
+import { BadDumpOrderError, ClusterTimeoutError, InvalidCloseError } from '../../../lib/errors'
 import { connect, closed, startApp, type Started } from '../../helpers/server'
 
 async function rpc (port: number, body: unknown, raw = false, headers: Record<string, string> = {}): Promise<{ status: number, body: any }> {
@@ -145,5 +148,145 @@ describe('protecting the RPC endpoint', () => {
     try {
       assert.equal((await fetch(`http://127.0.0.1:${s.port}/RPC`, { method: 'POST', body: '{}' })).status, 404)
     } finally { await s.app.close() }
+  })
+})
+
+describe('handle(): JSON-RPC 2.0 with Kamailio\'s faults, on methods of the test\'s own', () => {
+  const INVALID = { code: -32600, message: 'Invalid Request' }
+  const body = (value: unknown): string => JSON.stringify(value)
+
+  /** Methods that record what they were called with, in order. */
+  function recorded (): { methods: Record<string, Method>, calls: Array<[string, unknown[]]> } {
+    const calls: Array<[string, unknown[]]> = []
+    const methods: Record<string, Method> = {
+      echo: (params) => { calls.push(['echo', params]); return params },
+      nothing: () => { calls.push(['nothing', []]); return null }
+    }
+    return { methods, calls }
+  }
+
+  test('a request is checked before its method runs: jsonrpc other than "2.0", a method not a string, params not a list', async () => {
+    const { methods, calls } = recorded()
+    for (const request of [
+      { jsonrpc: '1.0', method: 'echo', id: 1 },
+      { jsonrpc: 2, method: 'echo', id: 1 },
+      { jsonrpc: '2.0', method: 42, id: 1 },
+      { jsonrpc: '2.0', method: 'echo', params: { a: 1 }, id: 1 },
+      { jsonrpc: '2.0', method: 'echo', params: 'x', id: 1 }
+    ]) {
+      assert.deepEqual(await handle(methods, body(request)), { status: 500, payload: { jsonrpc: '2.0', error: INVALID, id: 1 } }, JSON.stringify(request))
+    }
+    for (const request of [null, 'text', true, [[]]]) {
+      const { payload } = await handle(methods, body(request))
+      const expected = { jsonrpc: '2.0', error: INVALID, id: null }
+      assert.deepEqual(payload, Array.isArray(request) ? [expected] : expected, JSON.stringify(request))
+    }
+    assert.deepEqual(calls, [])
+  })
+
+  test('without "jsonrpc" (as Kamailio\'s clients often send) or params, a call runs with no params; the id comes back as sent', async () => {
+    const { methods, calls } = recorded()
+    assert.deepEqual(await handle(methods, body({ method: 'echo', id: 'a' })), { status: 200, payload: { jsonrpc: '2.0', result: [], id: 'a' } })
+    for (const id of [0, null, 'x', 1.5]) {
+      assert.deepEqual((await handle(methods, body({ jsonrpc: '2.0', method: 'nothing', id }))).payload, { jsonrpc: '2.0', result: null, id })
+    }
+    assert.deepEqual(calls[0], ['echo', []])
+    assert.equal(calls.length, 5)
+  })
+
+  test('only the methods\' own names are methods: nothing an object inherits', async () => {
+    const { methods } = recorded()
+    for (const method of ['__proto__', 'constructor', 'hasOwnProperty', 'valueOf']) {
+      assert.deepEqual(await handle(methods, body({ jsonrpc: '2.0', method, id: 1 })), { status: 500, payload: { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found' }, id: 1 } }, method)
+    }
+  })
+
+  test('faults: an RpcFault keeps its code as the HTTP status (500 for a JSON-RPC code); the package\'s typed errors their status; anything else is a bare 500', async () => {
+    const throwing = (err: unknown): Method => () => { throw err }
+    const rejecting = (err: unknown): Method => async () => await Promise.reject(err)
+    const cases: Array<[unknown, number, { code: number, message: string }]> = [
+      [new RpcFault(404, 'Not Found'), 404, { code: 404, message: 'Not Found' }],
+      [new RpcFault(-32000, 'Server error'), 500, { code: -32000, message: 'Server error' }],
+      [new RpcFault(600, 'Out of range'), 500, { code: 600, message: 'Out of range' }],
+      // Kamailio's own text, whatever ours says.
+      [new BadDumpOrderError('newest'), 400, { code: 400, message: 'Bad display order parameter' }],
+      [new ClusterTimeoutError(2000), 504, { code: 504, message: 'cluster: no answer from the owning node within requestTimeout (2000 ms)' }],
+      [new InvalidCloseError('status', '1005 may not be sent'), 400, { code: 400, message: 'Invalid close status: 1005 may not be sent' }],
+      // Internals are not shown to the caller.
+      [new Error('secret path /etc/x'), 500, { code: 500, message: 'Internal error' }],
+      [Object.assign(new Error('not ours'), { code: 'ECONNRESET', statusCode: 503 }), 500, { code: 500, message: 'Internal error' }],
+      [Object.assign(new Error('no status'), { code: 'FST_SIPWS_SOMETHING' }), 500, { code: 500, message: 'Internal error' }],
+      ['a string', 500, { code: 500, message: 'Internal error' }]
+    ]
+    for (const [err, status, error] of cases) {
+      for (const fn of [throwing(err), rejecting(err)]) {
+        assert.deepEqual(await handle({ fails: fn }, body({ jsonrpc: '2.0', method: 'fails', id: 9 })), { status, payload: { jsonrpc: '2.0', error, id: 9 } }, String(err))
+      }
+    }
+  })
+
+  test('a method that throws null or undefined is a bare 500 too, and the batch it is in goes on', async () => {
+    const { methods, calls } = recorded()
+    for (const err of [null, undefined]) {
+      const fails: Method = () => { throw err }
+      assert.deepEqual(await handle({ fails }, body({ jsonrpc: '2.0', method: 'fails', id: 1 })), { status: 500, payload: { jsonrpc: '2.0', error: { code: 500, message: 'Internal error' }, id: 1 } }, String(err))
+      const batch = await handle({ ...methods, fails }, body([{ jsonrpc: '2.0', method: 'fails', id: 1 }, { jsonrpc: '2.0', method: 'echo', params: [String(err)], id: 2 }]))
+      assert.deepEqual(batch.payload, [{ jsonrpc: '2.0', error: { code: 500, message: 'Internal error' }, id: 1 }, { jsonrpc: '2.0', result: [String(err)], id: 2 }])
+    }
+    assert.equal(calls.length, 2)
+  })
+
+  test('a batch runs its calls one at a time in the order written, even when they are async', async () => {
+    const order: string[] = []
+    const turns = async (n: number): Promise<void> => { for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve)) }
+    const methods: Record<string, Method> = {
+      slow: async (params) => { order.push(`start ${String(params[0])}`); await turns(5); order.push(`end ${String(params[0])}`); return params[0] },
+      fast: (params) => { order.push(`fast ${String(params[0])}`); return params[0] }
+    }
+    const { status, payload } = await handle(methods, body([
+      { jsonrpc: '2.0', method: 'slow', params: ['a'], id: 1 },
+      { jsonrpc: '2.0', method: 'fast', params: ['b'], id: 2 },
+      { jsonrpc: '2.0', method: 'slow', params: ['c'] },
+      { jsonrpc: '2.0', method: 'fast', params: ['d'], id: 4 }
+    ]))
+    assert.deepEqual(order, ['start a', 'end a', 'fast b', 'start c', 'end c', 'fast d'])
+    assert.equal(status, 200)
+    assert.deepEqual(payload, [
+      { jsonrpc: '2.0', result: 'a', id: 1 },
+      { jsonrpc: '2.0', result: 'b', id: 2 },
+      { jsonrpc: '2.0', result: 'd', id: 4 }
+    ])
+  })
+
+  test('a batch answers 200 even when every call failed; a failing call does not stop the rest', async () => {
+    const { methods, calls } = recorded()
+    const { status, payload } = await handle({ ...methods, fails: () => { throw new RpcFault(404, 'gone') } }, body([
+      { jsonrpc: '2.0', method: 'fails', id: 1 },
+      { jsonrpc: '2.0', method: 'echo', params: [1], id: 2 }
+    ]))
+    assert.equal(status, 200)
+    assert.deepEqual(payload, [{ jsonrpc: '2.0', error: { code: 404, message: 'gone' }, id: 1 }, { jsonrpc: '2.0', result: [1], id: 2 }])
+    assert.deepEqual(calls, [['echo', [1]]])
+    assert.deepEqual(await handle(methods, body([])), { status: 500, payload: { jsonrpc: '2.0', error: INVALID, id: null } })
+  })
+
+  test('notifications run and get no answer, even when they fail or name no method: a batch of only them is a 204', async () => {
+    const { methods, calls } = recorded()
+    let failed = 0
+    const all = { ...methods, fails: () => { failed++; throw new Error('boom') } }
+    for (const method of ['echo', 'fails', 'nope']) {
+      assert.deepEqual(await handle(all, body({ jsonrpc: '2.0', method, params: [method] })), { status: 204, payload: null }, method)
+    }
+    assert.deepEqual(await handle(all, body([{ jsonrpc: '2.0', method: 'fails' }, { jsonrpc: '2.0', method: 'echo', params: ['batched'] }, { method: 'nope' }])), { status: 204, payload: null })
+    assert.deepEqual(calls, [['echo', ['echo']], ['echo', ['batched']]])
+    assert.equal(failed, 2)
+  })
+
+  test('a body that is not JSON, or no body, is a parse error', async () => {
+    const { methods, calls } = recorded()
+    for (const text of ['', ' ', '{"jsonrpc":"2.0",', 'undefined', '[1,]', '\u0000']) {
+      assert.deepEqual(await handle(methods, text), { status: 500, payload: { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null } }, JSON.stringify(text))
+    }
+    assert.deepEqual(calls, [])
   })
 })

@@ -6,7 +6,7 @@ import { leaseOf } from '../../../lib/cluster/ids'
 import { RedisCluster } from '../../../lib/cluster/node'
 import { NO_CONNECTIONS } from '../../../lib/cluster/seam'
 import { SingleProcess } from '../../../lib/cluster/single-process'
-import type { ClusterNodeInfo } from '../../../lib/cluster/types'
+import type { ClusterNodeInfo, ClusterRejoinedEvent } from '../../../lib/cluster/types'
 import { Hooks } from '../../../lib/hooks'
 import { listen, recordedLog, type Listener } from '../../helpers/cluster-parts'
 import { freePort } from '../../helpers/lwsc'
@@ -73,6 +73,34 @@ describe('createCluster', () => {
       assert.deepEqual(survivor.nodes().map((n) => n.instance), [survivor.instance])
     } finally {
       await survivor.stop()
+    }
+  })
+
+  test('this node back after its presence ran out runs the cluster:rejoined hooks, each bounded by hookTimeout', async () => {
+    const logged = recordedLog()
+    const hooks = new Hooks(logged.log)
+    const seen: Array<{ hook: string, event: ClusterRejoinedEvent, self: unknown, at: number }> = []
+    hooks.add(app, 'cluster:rejoined', async function (event) { seen.push({ hook: 'stuck', event, self: this, at: performance.now() }); await new Promise(() => {}) })
+    hooks.add(app, 'cluster:rejoined', function (event) { seen.push({ hook: 'next', event, self: this, at: performance.now() }) })
+    const cluster = createCluster(options('back'), hooks, 300, logged.log)
+    await cluster.start(NO_CONNECTIONS)
+    try {
+      assert.equal(await watcher.commands.exists(`back:node:${cluster.instance}`), 1, 'present from the start')
+      // Gone from Redis as if it had run out while this node was away.
+      const removedAt = Date.now()
+      await watcher.commands.del(`back:node:${cluster.instance}`)
+      await until(() => seen.length === 2, 1000 + 300 + LATE, () => 'both hooks')
+      assert.deepEqual(seen.map((s) => [s.hook, s.event.instance, s.event.reason, s.self === app]), [['stuck', cluster.instance, 'lease-expired', true], ['next', cluster.instance, 'lease-expired', true]])
+      assert.ok(seen[0].event.gapMs > 0 && seen[0].event.gapMs <= Date.now() - removedAt + 1000, `gap ${seen[0].event.gapMs} ms`)
+      assert.ok(seen[1].at - seen[0].at >= 295, 'the next hook ran once the stuck one had its hookTimeout')
+      assert.equal(await watcher.commands.exists(`back:node:${cluster.instance}`), 1, 'written back before the hooks ran')
+      const warned = await logged.next('this node may have been counted gone', 1000)
+      assert.deepEqual([warned.level, warned.reason], [40, 'lease-expired'])
+      // Once: the next renewals find it there.
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      assert.equal(seen.length, 2)
+    } finally {
+      await cluster.stop()
     }
   })
 

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict'
 import { after, before, beforeEach, describe, test } from 'node:test'
 import IORedis from 'ioredis'
 import { epochAt, MAX_SLOTS, prefixOf } from '../../../lib/cluster/ids'
-import { SlotLease } from '../../../lib/cluster/lease'
+import { holders, SlotLease, slotKey } from '../../../lib/cluster/lease'
 import { until, within } from '../../helpers/pool'
 import { startRedis, type RedisServer } from '../../helpers/redis'
 import { reportedSetUp } from '../../helpers/set-up'
 
 const KEYS = 'lt'
 const TTL = 5000
-const key = (slot: number): string => `${KEYS}:slot:${slot}`
+const key = (slot: number): string => slotKey(KEYS, slot)
 
 describe('a slot lease', () => {
   let redis: RedisServer
@@ -34,7 +34,7 @@ describe('a slot lease', () => {
   test('take holds a slot under "<instance> <epoch>" with the TTL; its prefix names slot and epoch', async () => {
     const lease = new SlotLease(client, KEYS, 'n1', TTL)
     assert.deepEqual([lease.lease, lease.prefix], [null, -1])
-    assert.equal(await lease.renew(), false, 'nothing to renew yet')
+    assert.equal(await lease.renew(), 'lost', 'nothing to renew yet')
     await lease.release()
     const now = Date.now()
     const taken = await lease.take(now)
@@ -95,18 +95,18 @@ describe('a slot lease', () => {
     const lease = new SlotLease(client, KEYS, 'n1', TTL)
     const { slot } = await lease.take(Date.now()) ?? { slot: -1 }
     await client.pexpire(key(slot), 200)
-    assert.equal(await lease.renew(), true)
+    assert.equal(await lease.renew(), 'held')
     assert.ok(await client.pttl(key(slot)) > 200)
     // Another node holds it now (ours ran out while this node was away): not renewed, not released.
     await client.set(key(slot), 'other 1', 'PX', 60_000)
-    assert.equal(await lease.renew(), false)
+    assert.equal(await lease.renew(), 'lost')
     await lease.release()
     assert.equal(await client.get(key(slot)), 'other 1')
     // Nor is another node's tombstone.
     const mine = new SlotLease(client, KEYS, 'n3', TTL)
     const s3 = (await mine.take(Date.now()))?.slot ?? -1
     await client.set(key(s3), '- 1', 'PX', 60_000)
-    assert.equal(await mine.renew(), false)
+    assert.equal(await mine.renew(), 'lost')
     assert.equal(await client.get(key(s3)), '- 1')
   })
 
@@ -117,7 +117,7 @@ describe('a slot lease', () => {
     const value = `n1 ${taken.epoch}`
     // Ran out unseen.
     await client.del(key(taken.slot))
-    assert.equal(await lease.renew(), true)
+    assert.equal(await lease.renew(), 'expired', 'said: the others may have counted it gone')
     assert.equal(await client.get(key(taken.slot)), value)
     assert.ok(await client.pttl(key(taken.slot)) > 0)
     // Redis restarted empty.
@@ -126,8 +126,23 @@ describe('a slot lease', () => {
     await redis.restart()
     await within(back, 5000, () => 'the client to reconnect')
     assert.equal(await client.dbsize(), 0)
-    assert.equal(await lease.renew(), true)
+    assert.equal(await lease.renew(), 'expired')
+    assert.equal(await lease.renew(), 'held')
     assert.equal(await client.get(key(taken.slot)), value)
     assert.deepEqual(lease.lease, taken)
+  })
+  test('holders lists every slot held, by instance, slot and epoch, from one read; released slots and junk are no holders', async () => {
+    assert.deepEqual(await holders(client, KEYS), [])
+    const a = new SlotLease(client, KEYS, 'node-a', TTL)
+    const b = new SlotLease(client, KEYS, 'node-b', TTL)
+    const [la, lb] = [await a.take(Date.now()), await b.take(Date.now())]
+    assert.ok(la !== null && lb !== null)
+    const gone = new SlotLease(client, KEYS, 'node-c', TTL)
+    await gone.take(Date.now())
+    await gone.release()
+    await client.set(key(250 === la.slot || 250 === lb.slot ? 251 : 250), 'junk')
+    await client.set(`other:slot:${la.slot}`, 'elsewhere 1')
+    const found = await holders(client, KEYS)
+    assert.deepEqual(found.sort((x, y) => x.slot - y.slot), [{ instance: 'node-a', ...la }, { instance: 'node-b', ...lb }].sort((x, y) => x.slot - y.slot))
   })
 })

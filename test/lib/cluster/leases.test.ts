@@ -75,7 +75,7 @@ describe('a node\'s leases and ids', () => {
     const [a, b] = [leases.nextId(), leases.nextId()]
     // Another node got the slot while this one could not renew (Redis away, its lease ran out).
     await watcher.commands.set(slotKey(old), 'intruder 1', 'PX', 60_000)
-    leases.renew()
+    assert.deepEqual(await leases.renew(), { lease: 'lost', lapsed: true }, 'lost, and no presence written before either')
     const warned = await logged.next('slot taken by another node', 5000)
     assert.deepEqual([warned.level, warned.slot, warned.epoch], [40, leaseOf(old).slot, leaseOf(old).epoch])
     await until(() => leases.currentPrefix !== old, 5000, () => 'a new lease')
@@ -91,17 +91,37 @@ describe('a node\'s leases and ids', () => {
     assert.equal(leases.serves(old), false)
     assert.deepEqual(leases.prefixes(), [fresh])
     await until(async () => await subscribers(watcher.commands, channels.of(old)) === 0, 5000, () => 'the old channel to be left')
+    await until(async () => await watcher.commands.exists(`ls:live:${old}`) === 0, 5000, () => 'the old lease\'s presence to go')
   })
 
-  test('renewing a lease still ours warns of nothing and keeps its TTL up', async () => {
-    const { leases, logged } = await node()
+  test('renewing keeps the lease and the node\'s presence up, and says when either had run out', async () => {
+    const { leases, logged, instance } = await node()
     const current = leases.currentPrefix
     const key = slotKey(current)
+    assert.deepEqual(await leases.renew(), { lease: 'held', lapsed: true }, 'the first renewal writes the presence')
+    assert.equal(await watcher.commands.get(`ls:node:${instance}`), String(current))
+    assert.equal(await watcher.commands.get(`ls:live:${current}`), instance)
     await watcher.commands.pexpire(key, 300)
-    leases.renew()
-    await until(async () => await watcher.commands.pttl(key) > 300, 5000, () => 'the TTL to be renewed')
+    assert.deepEqual(await leases.renew(), { lease: 'held', lapsed: false })
+    assert.ok(await watcher.commands.pttl(key) > 300)
+    for (const k of [`ls:node:${instance}`, `ls:live:${current}`]) assert.ok(await watcher.commands.pttl(k) > 4000, k)
+    // Every served lease is listed and live.
+    const id = leases.nextId()
+    await leases.take()
+    const next = leases.currentPrefix
+    await leases.renew()
+    assert.equal(await watcher.commands.get(`ls:node:${instance}`), `${current} ${next}`)
+    assert.deepEqual(await watcher.commands.mget(`ls:live:${current}`, `ls:live:${next}`), [instance, instance])
+    // Ran out (this node stalled, or was cut off): taken back, and said.
+    await watcher.commands.del(`ls:node:${instance}`)
+    assert.deepEqual(await leases.renew(), { lease: 'held', lapsed: true })
+    await watcher.commands.del(slotKey(next))
+    assert.deepEqual(await leases.renew(), { lease: 'expired', lapsed: false })
     assert.equal(logged.at(40).length, 0)
-    assert.deepEqual([leases.currentPrefix, leases.prefixes()], [current, [current]])
+    // Leaving takes the presence with it.
+    leases.released(id)
+    await leases.release()
+    assert.deepEqual(await watcher.commands.exists(`ls:node:${instance}`, `ls:live:${current}`, `ls:live:${next}`), 0)
   })
 
   test('a new lease when the old one has no connection drops the old one at once', async () => {
@@ -145,11 +165,14 @@ describe('a node\'s leases and ids', () => {
     assert.equal(late?.message, 'cluster: all 256 slots are held by other nodes')
     // Its own slot taken too: it cannot move, so it goes on under the lease it has, and says so.
     await watcher.commands.set(slotKey(current), 'intruder 1', 'PX', 60_000)
-    leases.renew()
+    assert.equal((await leases.renew()).lease, 'lost')
     const failed = await logged.next('could not take a new lease', 5000)
     assert.equal(failed.level, 50)
     assert.equal((failed.err as { code: string }).code, 'FST_SIPWS_CLUSTER_UNAVAILABLE')
     assert.equal(leases.currentPrefix, current)
     assert.equal(idPrefix(leases.nextId()), current)
+    // Reported lost once, however often renewing finds it so.
+    assert.equal((await leases.renew()).lease, 'held')
+    assert.equal(logged.entries.filter((e) => e.msg.includes('slot taken by another node')).length, 1)
   })
 })

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test'
 import { expectTypeOf } from 'expect-type'
 import type { Redis } from 'ioredis'
 import type * as api from '../../../lib'
-import type { ClusterDump, ClusterNodeInfo, ClusterStats, MissingNode, RedisClientLike, RedisSource, WsCluster } from '../../../lib/cluster/types'
+import type { ClusterDump, ClusterNodeInfo, ClusterRejoinedEvent, ClusterStats, MissingNode, RedisClientLike, RedisSentinelOptions, RedisSource, RejoinReason, WsCluster } from '../../../lib/cluster/types'
 import type { DumpOrder, DumpResult, StatsSnapshot, WsData } from '../../../lib/types'
 
 describe('the public types of cluster mode', () => {
@@ -18,13 +18,26 @@ describe('the public types of cluster mode', () => {
     expectTypeOf<api.MissingNode>().toEqualTypeOf<MissingNode>()
     expectTypeOf<api.RedisSource>().toEqualTypeOf<RedisSource>()
     expectTypeOf<api.RedisClientLike>().toEqualTypeOf<RedisClientLike>()
+    expectTypeOf<api.RedisSentinelOptions>().toEqualTypeOf<RedisSentinelOptions>()
+    expectTypeOf<api.ClusterRejoinedEvent>().toEqualTypeOf<ClusterRejoinedEvent>()
+    expectTypeOf<api.RejoinReason>().toEqualTypeOf<RejoinReason>()
   })
 
-  test('cluster.redis takes a URL, ioredis options or an ioredis client', () => {
+  test('cluster:rejoined says which node, why and for how long it may have been counted gone', () => {
+    expectTypeOf<ClusterRejoinedEvent>().toEqualTypeOf<{ instance: string, reason: RejoinReason, gapMs: number }>()
+    expectTypeOf<RejoinReason>().toEqualTypeOf<'lease-expired' | 'lease-lost' | 'stalled'>()
+    expectTypeOf<api.ClusterRejoinedHook>().parameters.toEqualTypeOf<[event: ClusterRejoinedEvent]>()
+    expectTypeOf<api.WsHookMap['cluster:rejoined']>().toEqualTypeOf<api.ClusterRejoinedHook>()
+  })
+
+  test('cluster.redis takes a URL, ioredis options (Sentinel\'s among them) or an ioredis client', () => {
     expectTypeOf<string>().toMatchTypeOf<RedisSource>()
     expectTypeOf<Redis>().toMatchTypeOf<RedisClientLike>()
     expectTypeOf<Redis>().toMatchTypeOf<RedisSource>()
     expectTypeOf<{ host: string, port: number, db: number }>().toMatchTypeOf<RedisSource>()
+    expectTypeOf<{ sentinels: Array<{ host: string, port: number }>, name: string }>().toMatchTypeOf<RedisSentinelOptions>()
+    expectTypeOf<{ sentinels: Array<{ host: string, port: number }>, name: string, password: string }>().toMatchTypeOf<RedisSource>()
+    expectTypeOf<{ sentinels: Array<{ host: string }>, name: string }>().not.toMatchTypeOf<RedisSentinelOptions>()
     expectTypeOf<{ duplicate: () => unknown, publish: () => unknown }>().not.toMatchTypeOf<RedisClientLike>()
     expectTypeOf<number>().not.toMatchTypeOf<RedisSource>()
     expectTypeOf<null>().not.toMatchTypeOf<RedisSource>()

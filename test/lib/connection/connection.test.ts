@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { describe, test } from 'node:test'
+import WebSocket from 'ws'
 import type { WsClosedEvent } from '../../../lib'
+import { Connection } from '../../../lib/connection/connection'
+import { Stats } from '../../../lib/connection/stats'
+import { frameParser } from '../../../lib/handshake/internals'
 import { closePayload, frame, rawWebSocket } from '../../helpers/frames'
+import { startPeer, type PeerServer } from '../../helpers/lwsc'
 import { within } from '../../helpers/pool'
 import { closed, connect, startApp } from '../../helpers/server'
 
@@ -215,5 +221,157 @@ describe('close and websocket:closed', () => {
     await s.app.close()
     assert.equal(c.events.length, 20)
     assert.deepEqual(new Set(c.events.map((e) => e.id)), new Set(ids))
+  })
+})
+
+describe('the Connection state machine on a real ws pair', () => {
+  const ADDRESS = { remoteAddress: '192.0.2.7', remotePort: 5060, localAddress: '127.0.0.1', localPort: 8080, transport: 'wss' as const }
+
+  interface Pair {
+    conn: Connection
+    /** The client's end. */
+    client: WebSocket
+    /** The server's end, which the connection holds. */
+    server: WebSocket
+    /** What the client heard in the Close it got. */
+    clientClosed: Promise<{ code: number, reason: string }>
+    /** The connection's closed events, one per `finish` the server's 'close' made (null when it gave none). */
+    finished: Array<WsClosedEvent | null>
+    /** Resolves once the server's socket is closed, after `finish` ran. */
+    serverClosed: Promise<void>
+  }
+
+  /**
+   * A client and the server's end wrapped in a Connection, wired as the acceptor wires it: the peer's Close
+   * reaches `peerClosing` from ws's frame parser before ws answers it, the socket's end `finish`.
+   */
+  async function pair (t: { after: (fn: () => Promise<void>) => void }, now = 1000): Promise<Pair> {
+    const peer: PeerServer = await startPeer({ onMessage: () => {} })
+    t.after(async () => { await peer.close() })
+    const accepted = once(peer.wss, 'connection') as Promise<[WebSocket]>
+    const client = new WebSocket(peer.url, 'sip')
+    client.on('error', () => {})
+    const clientClosed = once(client, 'close').then(([code, reason]) => ({ code: code as number, reason: String(reason) }))
+    const [server] = await accepted
+    await once(client, 'open')
+    const conn = new Connection(42, ADDRESS, 'sip', server, new Stats(['sip']).forProtocol('sip'), now)
+    frameParser(server).prependListener('conclude', (code: number) => { conn.peerClosing(code) })
+    const finished: Array<WsClosedEvent | null> = []
+    const serverClosed = new Promise<void>((resolve) => {
+      server.on('close', (code: number, reason: Buffer) => { finished.push(conn.finish(code, reason)); resolve() })
+    })
+    return { conn, client, server, clientClosed, finished, serverClosed }
+  }
+
+  test('a new connection is OPEN and writable; describe gives its address, state and idle seconds', async (t) => {
+    const p = await pair(t, 10_000)
+    assert.deepEqual([p.conn.state, p.conn.isOpen, p.conn.writableSocket], ['OPEN', true, p.server])
+    assert.deepEqual(p.conn.describe(12_999), {
+      id: 42,
+      remoteAddress: '192.0.2.7',
+      remotePort: 5060,
+      socketAddress: '192.0.2.7',
+      socketPort: 5060,
+      localAddress: '127.0.0.1',
+      localPort: 8080,
+      transport: 'wss',
+      state: 'OPEN',
+      subProtocol: 'sip',
+      createdAt: 10_000,
+      lastUsed: 10_000,
+      lastUsedAgo: 2
+    })
+    // A clock that went back (or a lastUsed set after `now` was read) is 0 seconds, never negative.
+    assert.equal(p.conn.describe(9_000).lastUsedAgo, 0)
+    const proxied = new Connection(1, { ...ADDRESS, remotePort: 0, socketAddress: '10.0.0.2', socketPort: 40000 }, 'msrp', null, new Stats([]).forProtocol('msrp'), 0)
+    assert.deepEqual([proxied.socketAddress, proxied.socketPort, proxied.remotePort, proxied.writableSocket], ['10.0.0.2', 40000, 0, null])
+    p.client.terminate()
+    await p.serverClosed
+  })
+
+  test('close: once, with the code and reason given; the event carries what we sent, whatever the peer echoed', async (t) => {
+    const p = await pair(t)
+    // The peer answers our Close with a code of its own.
+    frameParser(p.client).prependListener('conclude', () => { p.client.close(4999, 'echo of mine') })
+    assert.equal(p.conn.close('local', 4000, 'bye now'), true)
+    assert.deepEqual([p.conn.state, p.conn.isOpen, p.conn.writableSocket], ['CLOSING', false, null])
+    assert.equal(p.conn.close('keepalive', 1001, 'again'), false, 'a close under way is not started again')
+    assert.deepEqual(await p.clientClosed, { code: 4000, reason: 'bye now' })
+    await p.serverClosed
+    assert.equal(p.conn.state, 'CLOSED')
+    assert.deepEqual(p.finished, [{ id: 42, remoteAddress: '192.0.2.7', remotePort: 5060, socketAddress: '192.0.2.7', socketPort: 5060, subProtocol: 'sip', code: 4000, reason: 'bye now', by: 'local' }])
+    assert.equal(p.conn.finish(1006, Buffer.alloc(0)), null, 'the event is given once')
+    assert.equal(p.conn.close('local', 1000, ''), false)
+  })
+
+  for (const [label, send, heard, eventCode, eventReason] of [
+    ['1000', (ws: WebSocket) => { ws.close(1000, 'done') }, { code: 1000, reason: 'Normal closure' }, 1000, 'done'],
+    ['an empty Close (1005)', (ws: WebSocket) => { ws.close() }, { code: 1000, reason: 'Normal closure' }, 1005, ''],
+    ['4001', (ws: WebSocket) => { ws.close(4001, 'app') }, { code: 4001, reason: 'app' }, 4001, 'app'],
+    ['1001', (ws: WebSocket) => { ws.close(1001, 'tab closed') }, { code: 1001, reason: 'tab closed' }, 1001, 'tab closed']
+  ] as const) {
+    test(`the peer's Close ${label}: CLOSING at once, nothing more may be sent; 1000 and an empty one answered 1000 "Normal closure" as Kamailio does, others echoed by ws; by "remote" with the peer's code`, async (t) => {
+      const p = await pair(t)
+      let stateAtConclude = ''
+      frameParser(p.server).on('conclude', () => { stateAtConclude = p.conn.state })
+      send(p.client)
+      assert.deepEqual(await p.clientClosed, heard)
+      assert.equal(stateAtConclude, 'CLOSING')
+      assert.equal(p.conn.close('local', 1000, 'late'), false, 'no Close of ours after the peer\'s')
+      await p.serverClosed
+      assert.deepEqual(p.finished.map((e) => [e?.by, e?.code, e?.reason]), [['remote', eventCode, eventReason]])
+    })
+  }
+
+  test('peerClosing after our own close changes nothing: the event stays ours', async (t) => {
+    const p = await pair(t)
+    p.conn.close('keepalive', 1001, 'Keepalive timeout')
+    p.conn.peerClosing(1000)
+    assert.deepEqual(await p.clientClosed, { code: 1001, reason: 'Keepalive timeout' })
+    await p.serverClosed
+    assert.deepEqual(p.finished.map((e) => [e?.by, e?.code, e?.reason]), [['keepalive', 1001, 'Keepalive timeout']])
+  })
+
+  test('failed: the error is why it closed, unless a close was under way', async (t) => {
+    const broken = await pair(t)
+    broken.conn.failed()
+    broken.client.terminate()
+    await broken.serverClosed
+    assert.deepEqual(broken.finished.map((e) => [e?.by, e?.code]), [['error', 1006]], 'nothing of ours was sent: the code is what ws saw')
+
+    const closing = await pair(t)
+    closing.conn.close('local', 1000, 'Normal closure')
+    closing.conn.failed()
+    await closing.serverClosed
+    assert.deepEqual(closing.finished.map((e) => [e?.by, e?.code]), [['local', 1000]])
+  })
+
+  test('a peer gone without a Close: by "remote" with 1006, finished once', async (t) => {
+    const p = await pair(t)
+    p.client.terminate()
+    await p.serverClosed
+    assert.deepEqual(p.finished.map((e) => [e?.by, e?.code, e?.reason]), [['remote', 1006, '']])
+    assert.equal(p.conn.state, 'CLOSED')
+    assert.equal(p.conn.finish(1006, Buffer.alloc(0)), null)
+  })
+
+  test('writableSocket is null as soon as ws leaves OPEN, though the connection has not been told yet', async (t) => {
+    const p = await pair(t)
+    // ws closing by itself, not through the connection: what ws does when its socket ends first.
+    p.server.close(1000)
+    assert.equal(p.server.readyState, WebSocket.CLOSING)
+    assert.deepEqual([p.conn.state, p.conn.isOpen, p.conn.writableSocket], ['OPEN', true, null])
+    await p.serverClosed
+    assert.equal(p.conn.state, 'CLOSED')
+  })
+
+  test('a connection with no socket (synthetic) moves through the same states', () => {
+    const conn = new Connection(7, ADDRESS, 'sip', null, new Stats([]).forProtocol('sip'), 0)
+    assert.equal(conn.writableSocket, null)
+    conn.peerClosing(1000)
+    assert.equal(conn.state, 'OPEN', 'no socket, no peer to have closed')
+    assert.equal(conn.close('local', 1001, 'Going Away'), true)
+    assert.equal(conn.state, 'CLOSING')
+    assert.deepEqual(conn.finish(1006, Buffer.alloc(0)), { id: 7, remoteAddress: '192.0.2.7', remotePort: 5060, socketAddress: '192.0.2.7', socketPort: 5060, subProtocol: 'sip', code: 1001, reason: 'Going Away', by: 'local' })
   })
 })

@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { after, before, beforeEach, describe, test } from 'node:test'
-import type { WsClosedEvent, WsMessage } from '../../../lib'
+import type { FastifyReply } from 'fastify'
+import WebSocket from 'ws'
+import type { WsClosedEvent, WsMessage, WsOpenEvent } from '../../../lib'
+import { FrameClock } from '../../../lib/connection/clock'
+import { HookDispatcher } from '../../../lib/connection/hook-queue'
+import type { Connection } from '../../../lib/connection/connection'
+import { Acceptor } from '../../../lib/handshake/accept'
+import type { ConnectionAddress } from '../../../lib/types'
+import { startEdge, type StartedEdge } from '../../helpers/edge'
 import { closePayload, frame, rawWebSocket, type FrameReader } from '../../helpers/frames'
-import { connect, startApp, type Started } from '../../helpers/server'
+import { until } from '../../helpers/pool'
+import { closed, connect, startApp, type Started } from '../../helpers/server'
 
 const TEXT = 1
 const BINARY = 2
@@ -202,5 +212,115 @@ describe('default maxPayload', () => {
       ws.write(frame(BINARY, Buffer.alloc(65537)))
       assert.equal((await ws.closeFrame())?.code, 1009)
     } finally { await s.app.close() }
+  })
+})
+
+/**
+ * An Acceptor of the test's own on an edge's registry, statistics and keepalive: requests to /direct go
+ * straight to `accept` with the sub-protocol the X-Protocol header names and a made-up peer address, past
+ * every check and hook of the handshake path (the edge's own path is /edge).
+ */
+describe('Acceptor', () => {
+  const PEER: ConnectionAddress = { remoteAddress: '198.51.100.5', remotePort: 5062, socketAddress: '10.0.0.9', socketPort: 40001, localAddress: '127.0.0.1', localPort: 5066, transport: 'wss' }
+  let s: StartedEdge
+  let acceptor: Acceptor
+  let head: Buffer = Buffer.alloc(0)
+  const replies: FastifyReply[] = []
+  const messages: WsMessage[] = []
+  const opened: WsOpenEvent[] = []
+  const closedEvents: WsClosedEvent[] = []
+  let onClosed: () => void = () => {}
+
+  before(async () => {
+    s = await startEdge({ path: ['/edge'] }, (app, hooks) => {
+      app.addHook('onRequest', (request, reply, done) => {
+        if (!request.url.startsWith('/direct') || request.ws !== true) { done(); return }
+        replies.push(reply)
+        acceptor.accept(request, reply, head, String(request.headers['x-protocol']), PEER)
+      })
+      hooks.add(app, 'websocket:open', (e) => { opened.push(e) })
+      hooks.add(app, 'websocket:message', (m) => { messages.push(m) })
+      hooks.add(app, 'websocket:closed', (e) => { closedEvents.push(e); onClosed() })
+    })
+    const { edge, hooks, settings, app } = s
+    const dispatcher = new HookDispatcher<Connection>(hooks, { hookTimeout: settings.hookTimeout, queueLimit: settings.hookQueueLimit }, { pause: () => {}, resume: () => {} }, app.log)
+    acceptor = new Acceptor(settings, { registry: edge.registry, stats: edge.stats, keepalive: edge.keepalive, dispatcher, hooks, clock: new FrameClock(), log: app.log })
+  })
+  after(async () => { await s.close() })
+  beforeEach(() => { head = Buffer.alloc(0); replies.length = 0; messages.length = 0; opened.length = 0; closedEvents.length = 0 })
+
+  const client = async (protocols: string[], protocol: string): Promise<WebSocket> => await connect(`${s.url}/direct`, protocols, { headers: { 'X-Protocol': protocol } })
+  const gone = async (): Promise<void> => { if (closedEvents.length === 0) await new Promise<void>((resolve) => { onClosed = resolve }) }
+
+  test('answers 101 with the sub-protocol it is given, in that spelling; the connection has it lower-cased, and the peer address given', async () => {
+    const before = s.edge.stats.snapshot()
+    const ws = await client(['msrp', 'SIP'], 'SIP')
+    assert.equal(ws.protocol, 'SIP', 'not the first the client offered: the one accept was given')
+    const [info] = s.edge.registry.dump().connections
+    assert.deepEqual({ ...info, id: 0, createdAt: 0, lastUsed: 0 }, { ...PEER, id: 0, state: 'OPEN', subProtocol: 'sip', createdAt: 0, lastUsed: 0, lastUsedAgo: 0 })
+    const after = s.edge.stats.snapshot()
+    assert.deepEqual([after.ws_successful_handshakes - before.ws_successful_handshakes, after.ws_sip_current_connections, after.ws_current_connections], [1, 1, 1])
+    assert.deepEqual(opened.map((e) => [e.id, e.subProtocol, e.remoteAddress, e.remotePort, e.socketAddress, e.socketPort, e.localPort, e.request.url]), [[info.id, 'sip', '198.51.100.5', 5062, '10.0.0.9', 40001, 5066, '/direct']])
+    ws.close()
+    await gone()
+  })
+
+  test('lets the upgrade\'s response go: it no longer holds the socket', async () => {
+    const ws = await client(['sip'], 'sip')
+    assert.equal(replies.length, 1)
+    assert.equal(replies[0].raw.socket, null)
+    assert.equal(replies[0].sent, true, 'hijacked: Fastify answers nothing more')
+    ws.close()
+    await gone()
+  })
+
+  test('bytes given as the head are the first frame; every frame in or out of the peer counts and makes the connection the most recently used', async () => {
+    head = frame(1, 'sent before the 101')
+    const older = await client(['sip'], 'sip')
+    head = Buffer.alloc(0)
+    const newer = await client(['sip'], 'sip')
+    const [a, b] = s.edge.registry.dump().connections.map((c) => c.id)
+    const mostRecent = (): number => s.edge.registry.dump('used_asc').connections[0].id
+    assert.equal(mostRecent(), b)
+    const before = s.edge.stats.snapshot().ws_sip_received_frames
+    older.ping('p')
+    await once(older, 'pong')
+    assert.equal(mostRecent(), a, 'a Ping counts as use')
+    assert.equal(s.edge.stats.snapshot().ws_sip_received_frames, before + 1)
+    newer.send('after the 101')
+    older.send('second')
+    await until(() => messages.length >= 3, 5000, () => `${messages.length} of 3 messages`, 0)
+    assert.deepEqual(messages.map((m) => [m.id, m.data, m.remoteAddress]), [[a, 'sent before the 101', '198.51.100.5'], [b, 'after the 101', '198.51.100.5'], [a, 'second', '198.51.100.5']])
+    assert.equal(mostRecent(), a)
+    assert.equal(s.edge.stats.snapshot().ws_sip_received_frames, before + 3)
+    older.terminate()
+    newer.terminate()
+    await s.edge.registry.whenEmpty()
+  })
+
+  test('when the socket goes: out of the registry, counted for who closed, websocket:closed once with the given address', async () => {
+    const ws = await client(['sip'], 'sip')
+    const before = s.edge.stats.snapshot()
+    const seen = closed(ws)
+    ws.close(4002, 'leaving')
+    await seen
+    await gone()
+    await s.edge.registry.whenEmpty()
+    assert.deepEqual(closedEvents.map((e) => [e.by, e.code, e.reason, e.remoteAddress, e.socketAddress, e.socketPort]), [['remote', 4002, 'leaving', '198.51.100.5', '10.0.0.9', 40001]])
+    const after = s.edge.stats.snapshot()
+    assert.deepEqual([after.ws_remote_closed_connections - before.ws_remote_closed_connections, after.ws_current_connections], [1, 0])
+  })
+
+  test('after close() it takes no more upgrades: 503, nothing registered or counted', async () => {
+    const before = s.edge.stats.snapshot()
+    acceptor.close()
+    await assert.rejects(client(['sip'], 'sip'), /unexpected response 503/)
+    assert.equal(s.edge.registry.size, 0)
+    assert.deepEqual(s.edge.stats.snapshot(), before)
+    assert.equal(await new Promise<string>((resolve) => {
+      const ws = new WebSocket(`${s.url}/edge`, 'sip')
+      ws.on('open', () => { resolve('open'); ws.terminate() })
+      ws.on('error', (err) => { resolve(err.message) })
+    }), 'open', 'the edge\'s own acceptor is another')
   })
 })

@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import http, { type IncomingMessage } from 'node:http'
+import https from 'node:https'
+import { createRequire } from 'node:module'
+import type { AddressInfo } from 'node:net'
+import { PassThrough, type Duplex } from 'node:stream'
 import { describe, test } from 'node:test'
+import fastifyWebsocket from '@fastify/websocket'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type WebSocket from 'ws'
 import sipWs, { type SipWsOptions, type WsClosedEvent, type WsOpenEvent } from '../../../lib'
+import { closeWhenBothEnded, isInjected, normalizeInjectedHeaders } from '../../../lib/handshake/injected'
+import { selfSignedCert } from '../../helpers/lwsc'
+import { handshakeLines, rawRequest, request } from '../../helpers/raw'
 
 /** An app that is ready but listens on no port: injectWS needs none. */
 async function readyApp (options: SipWsOptions = {}, setup?: (app: FastifyInstance) => void, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
@@ -146,4 +155,147 @@ describe('injectWS (testing without a port)', () => {
     assert.deepEqual([code, reason.toString()], [1001, 'Going Away'])
     assert.deepEqual(closedEvents.map((e) => [e.by, e.code]), [['local', 1001]])
   })
+})
+
+/** The upgrade request a real `injectWS` call emits, caught before anything else reads it. */
+async function injectedRequest (headers: Record<string, unknown>): Promise<IncomingMessage> {
+  const app = Fastify()
+  await app.register(fastifyWebsocket)
+  await app.ready()
+  let caught: IncomingMessage | null = null
+  app.server.prependListener('upgrade', (req: IncomingMessage) => { caught ??= req })
+  try {
+    await app.injectWS('/', { headers: headers as Record<string, string> }).then((ws) => { ws.terminate() }, () => {})
+  } finally { await app.close() }
+  assert.ok(caught !== null, 'injectWS emitted an upgrade')
+  return caught
+}
+
+/** Serves each request's `inspect(req)` as JSON, on plain HTTP or, given a key and certificate, TLS. */
+async function inspecting (inspect: (req: IncomingMessage) => unknown, tls?: { key: string, cert: string }): Promise<{ port: number, close: () => Promise<void> }> {
+  const answer = (req: IncomingMessage, res: http.ServerResponse): void => { res.end(JSON.stringify(inspect(req))) }
+  const server = tls === undefined ? http.createServer(answer) : https.createServer(tls, answer)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    }
+  }
+}
+
+describe('isInjected', () => {
+  test('false for requests over TCP, TLS included; true for injectWS\'s, which came over no socket', async () => {
+    const plain = await inspecting(isInjected)
+    const { key, cert } = await selfSignedCert()
+    const secure = await inspecting(isInjected, { key, cert })
+    try {
+      const res = await rawRequest(plain.port, request(handshakeLines(plain.port)))
+      res.socket.destroy()
+      assert.equal(res.body, 'false')
+      const tlsAnswer = await new Promise<string>((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port: secure.port, ca: cert, agent: false }, (r) => {
+          let body = ''
+          r.on('data', (chunk: Buffer) => { body += chunk.toString() })
+          r.on('end', () => { resolve(body) })
+        }).on('error', reject)
+      })
+      assert.equal(tlsAnswer, 'false')
+    } finally { await plain.close(); await secure.close() }
+    assert.equal(isInjected(await injectedRequest({})), true)
+  })
+})
+
+describe('normalizeInjectedHeaders', () => {
+  test('an injected request\'s headers become what Node gives: lower-case names, strings, repeats joined, Set-Cookie a list, nothing empty', async () => {
+    const req = await injectedRequest({ 'X-Count': 3, 'X-Flag': true, 'x-list': ['a', 'b'], 'X-LIST': 'c', 'x-gone': null, 'x-unset': undefined, 'Set-Cookie': 's=1', 'set-cookie': ['s=2', 's=3'], Authorization: 'Bearer t' })
+    const headers = req.headers
+    assert.equal((headers as Record<string, unknown>)['sec-websocket-version'], 13, 'injectWS sends the version as a number')
+    normalizeInjectedHeaders(req)
+    assert.equal(req.headers, headers, 'the same object, changed in place: ws and hooks read that one')
+    const { 'sec-websocket-key': key, ...rest } = req.headers
+    assert.match(String(key), /^[A-Za-z0-9+/]{22}==$/)
+    assert.deepEqual(rest, {
+      'x-count': '3',
+      'x-flag': 'true',
+      'x-list': 'a, b, c',
+      'set-cookie': ['s=1', 's=2', 's=3'],
+      authorization: 'Bearer t',
+      connection: 'upgrade',
+      upgrade: 'websocket',
+      'sec-websocket-version': '13'
+    })
+    const once = structuredClone(req.headers)
+    normalizeInjectedHeaders(req)
+    assert.deepEqual(req.headers, once, 'normalizing again changes nothing')
+  })
+
+  test('a request Node parsed is left exactly as it is', async () => {
+    let seen: { before: unknown, after: unknown, same: boolean } | null = null
+    const server = await inspecting((req) => {
+      const before = structuredClone(req.headers)
+      const object = req.headers
+      normalizeInjectedHeaders(req)
+      seen = { before, after: req.headers, same: object === req.headers }
+      return null
+    })
+    try {
+      const lines = handshakeLines(server.port, { 'X-Mixed': 'One' })
+      const res = await rawRequest(server.port, request([...lines, 'Set-Cookie: a=1', 'Set-Cookie: b=2', 'X-Twice: 1', 'X-Twice: 2']))
+      res.socket.destroy()
+      assert.ok(seen !== null)
+      const { before, after, same } = seen as { before: Record<string, unknown>, after: Record<string, unknown>, same: boolean }
+      assert.equal(same, true)
+      assert.deepEqual(after, before)
+      assert.deepEqual([before['x-mixed'], before['set-cookie'], before['x-twice']], ['One', ['a=1', 'b=2'], '1, 2'])
+    } finally { await server.close() }
+  })
+})
+
+describe('closeWhenBothEnded on the streams injectWS connects through', () => {
+  // The stream class injectWS uses, loaded as @fastify/websocket loads it.
+  const Duplexify = createRequire(require.resolve('@fastify/websocket'))('duplexify') as new (writable: PassThrough, readable: PassThrough) => Duplex
+
+  /** The server's end of an in-memory pair as injectWS builds it, and ways to end each direction. */
+  function serverEnd (): { stream: Duplex, closed: Promise<boolean>, endIncoming: () => Promise<void>, endOutgoing: () => Promise<void> } {
+    const toClient = new PassThrough()
+    const toServer = new PassThrough()
+    const stream = new Duplexify(toClient, toServer)
+    toClient.resume()
+    stream.resume()
+    const ended = once(stream, 'end')
+    const finished = once(stream, 'finish')
+    return {
+      stream,
+      closed: new Promise((resolve) => { stream.once('close', () => { resolve(true) }) }),
+      endIncoming: async () => { toServer.end(); await ended },
+      endOutgoing: async () => { stream.end(); await finished }
+    }
+  }
+  const settled = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
+
+  test('without it the stream stays open once both directions ended: why it exists', async () => {
+    const pair = serverEnd()
+    await pair.endIncoming()
+    await pair.endOutgoing()
+    await settled()
+    assert.equal(pair.stream.destroyed, false)
+    pair.stream.destroy()
+  })
+
+  for (const order of ['incoming first', 'outgoing first']) {
+    test(`it destroys the stream once both directions ended, ${order}; not after one`, async () => {
+      const pair = serverEnd()
+      closeWhenBothEnded(pair.stream)
+      const [first, second] = order === 'incoming first' ? [pair.endIncoming, pair.endOutgoing] : [pair.endOutgoing, pair.endIncoming]
+      await first()
+      await settled()
+      assert.equal(pair.stream.destroyed, false, 'one direction still open')
+      await second()
+      assert.equal(await pair.closed, true)
+      assert.equal(pair.stream.destroyed, true)
+    })
+  }
 })

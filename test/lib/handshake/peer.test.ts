@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict'
+import https from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
 import { describe, test } from 'node:test'
-import type { FastifyServerOptions } from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
 import type { WsClosedEvent, WsOpenEvent } from '../../../lib'
+import { clientAddress, peerAddress } from '../../../lib/handshake/peer'
+import type { ConnectionAddress } from '../../../lib/types'
+import { selfSignedCert } from '../../helpers/lwsc'
 import { startForwarder, type Forwarder } from '../../helpers/proxy'
+import { httpRequest } from '../../helpers/raw'
 import { closed, connect, startApp, type Started } from '../../helpers/server'
 
 // Three loopback addresses play three machines: the proxy reaches the app from 127.0.0.2, clients connect
@@ -128,5 +135,97 @@ describe('behind a reverse proxy (Fastify trustProxy)', () => {
       direct.terminate()
       alice.terminate()
     } finally { await t.close() }
+  })
+})
+
+describe('peerAddress and clientAddress on real requests', () => {
+  /** An app whose GET /peer answers peerAddress (with the request's socket) and clientAddress as JSON. */
+  async function peerApp (fastifyOptions: FastifyServerOptions & { https?: { key: string, cert: string } }, host = '127.0.0.1'): Promise<{ app: FastifyInstance, port: number }> {
+    // Fastify's types give an `https` app another instance type; the route is the same.
+    const app = Fastify(fastifyOptions as FastifyServerOptions)
+    app.get('/peer', async (request) => ({ peer: peerAddress(request, request.raw.socket), client: clientAddress(request), socketPort: request.raw.socket.remotePort }))
+    await app.listen({ host, port: 0 })
+    return { app, port: (app.server.address() as AddressInfo).port }
+  }
+
+  async function ask (port: number, headers: Record<string, string> = {}): Promise<{ peer: ConnectionAddress, client: string, socketPort: number }> {
+    const res = await httpRequest(port, 'GET', '/peer', headers)
+    assert.equal(res.status, 200, res.body)
+    return JSON.parse(res.body)
+  }
+
+  const FORWARDED = { 'X-Forwarded-For': '203.0.113.9, 198.51.100.2', 'X-Forwarded-Proto': 'http, https' }
+
+  test('no trustProxy: the socket\'s peer with its port, both ends; X-Forwarded-* ignored', async (t) => {
+    const s = await peerApp({ trustProxy: false })
+    t.after(async () => { await s.app.close() })
+    const { peer, client, socketPort } = await ask(s.port, FORWARDED)
+    assert.ok(socketPort > 0)
+    assert.equal(client, '127.0.0.1')
+    assert.deepEqual(peer, { remoteAddress: '127.0.0.1', remotePort: socketPort, socketAddress: '127.0.0.1', socketPort, localAddress: '127.0.0.1', localPort: s.port, transport: 'ws' })
+  })
+
+  test('trustProxy: the client X-Forwarded-For names, with port 0 (unknown); the last X-Forwarded-Proto decides wss', async (t) => {
+    const all = await peerApp({ trustProxy: true })
+    const byAddress = await peerApp({ trustProxy: '127.0.0.1' })
+    t.after(async () => { await all.app.close(); await byAddress.app.close() })
+    const full = await ask(all.port, FORWARDED)
+    assert.deepEqual(full.peer, { remoteAddress: '203.0.113.9', remotePort: 0, socketAddress: '127.0.0.1', socketPort: full.socketPort, localAddress: '127.0.0.1', localPort: all.port, transport: 'wss' })
+    assert.equal(full.client, '203.0.113.9')
+    // Trusting only the proxy's address, the client is the address it added: the last one.
+    const trusted = await ask(byAddress.port, FORWARDED)
+    assert.deepEqual([trusted.peer.remoteAddress, trusted.peer.remotePort, trusted.client], ['198.51.100.2', 0, '198.51.100.2'])
+    for (const [proto, transport] of [['https', 'wss'], ['wss', 'wss'], ['http', 'ws'], ['ws', 'ws'], ['https, http', 'ws']]) {
+      assert.equal((await ask(all.port, { 'X-Forwarded-Proto': proto })).peer.transport, transport, proto)
+    }
+    // No X-Forwarded-For: the socket's peer, with its port.
+    const direct = await ask(all.port)
+    assert.deepEqual([direct.peer.remoteAddress, direct.peer.remotePort], ['127.0.0.1', direct.socketPort])
+  })
+
+  test('trusting another address: a client cannot name itself or claim TLS', async (t) => {
+    const s = await peerApp({ trustProxy: '127.0.0.2' })
+    t.after(async () => { await s.app.close() })
+    const { peer, socketPort } = await ask(s.port, FORWARDED)
+    assert.deepEqual([peer.remoteAddress, peer.remotePort, peer.transport], ['127.0.0.1', socketPort, 'ws'])
+  })
+
+  test('a TLS socket is wss with no header to say so', async (t) => {
+    const { key, cert } = await selfSignedCert()
+    const s = await peerApp({ https: { key, cert } })
+    t.after(async () => { await s.app.close() })
+    const body = await new Promise<string>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port: s.port, path: '/peer', ca: cert, agent: false }, (res) => {
+        let text = ''
+        res.on('data', (chunk: Buffer) => { text += chunk.toString() })
+        res.on('end', () => { resolve(text) })
+      }).on('error', reject)
+    })
+    const { peer } = JSON.parse(body) as { peer: ConnectionAddress }
+    assert.deepEqual([peer.remoteAddress, peer.localPort, peer.transport], ['127.0.0.1', s.port, 'wss'])
+  })
+
+  test('IPv6: addresses as the socket gives them', async (t) => {
+    const s = await peerApp({}, '::1')
+    t.after(async () => { await s.app.close() })
+    const res = await fetch(`http://[::1]:${s.port}/peer`)
+    const { peer } = await res.json() as { peer: ConnectionAddress }
+    assert.deepEqual([peer.remoteAddress, peer.socketAddress, peer.localAddress, peer.localPort], ['::1', '::1', '::1', s.port])
+  })
+
+  test('an injected request (no network socket): empty addresses and ports 0, under trustProxy too', async (t) => {
+    const seen: Array<{ peer: ConnectionAddress, client: string }> = []
+    const app = Fastify({ trustProxy: true })
+    await app.register(fastifyWebsocket)
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.ws) {
+        seen.push({ peer: peerAddress(request, (reply.raw.socket ?? request.raw.socket) as Socket | null), client: clientAddress(request) })
+        await reply.code(403).send()
+      }
+    })
+    t.after(async () => { await app.close() })
+    await app.ready()
+    await assert.rejects(app.injectWS('/', { headers: { 'x-forwarded-for': '203.0.113.9' } }), /403/)
+    assert.deepEqual(seen, [{ peer: { remoteAddress: '', remotePort: 0, socketAddress: '', socketPort: 0, localAddress: '', localPort: 0, transport: 'ws' }, client: '' }])
   })
 })

@@ -3,9 +3,14 @@ import { once } from 'node:events'
 import { describe, test } from 'node:test'
 import WebSocket from 'ws'
 import type { WsClosedEvent } from '../../../lib'
+import type { Connection } from '../../../lib/connection/connection'
+import { HookDispatcher } from '../../../lib/connection/hook-queue'
+import { Lifecycle } from '../../../lib/lifecycle/lifecycle'
+import { startEdge, type StartedEdge } from '../../helpers/edge'
+import { recordedLog } from '../../helpers/log'
 import { within } from '../../helpers/pool'
 import { handshakeLines, rawRequest, request } from '../../helpers/raw'
-import { connect, handshakeOutcome, startApp, tally } from '../../helpers/server'
+import { connect, handshakeOutcome, loggedApp, startApp, tally } from '../../helpers/server'
 
 const LATE = 2000
 
@@ -136,5 +141,98 @@ describe('wsDrain', () => {
       for (const n of perSecond.slice(0, 5)) assert.ok(n <= 0.3 * COUNT, `closes per second ${perSecond.join(', ')}`)
       assert.ok(took >= WITHIN * 0.95, `took ${took.toFixed(0)} ms`)
     } finally { await s.app.close() }
+  })
+})
+
+describe('Lifecycle on an edge\'s parts', () => {
+  /** A Lifecycle of the test's own over the edge's server, registry and keepalive; `upgradesClosed` records when it stops upgrades. */
+  function ownLifecycle (s: StartedEdge): { lifecycle: Lifecycle, logged: ReturnType<typeof recordedLog>, upgradesClosed: number[] } {
+    const logged = recordedLog('info')
+    const upgradesClosed: number[] = []
+    const dispatcher = new HookDispatcher<Connection>(s.hooks, { hookTimeout: s.settings.hookTimeout, queueLimit: s.settings.hookQueueLimit }, { pause: () => {}, resume: () => {} }, logged.log)
+    const lifecycle = new Lifecycle(s.settings, {
+      server: s.edge.server,
+      registry: s.edge.registry,
+      keepalive: s.edge.keepalive,
+      dispatcher,
+      closeUpgrades: () => { upgradesClosed.push(s.edge.registry.size) }
+    }, logged.log)
+    return { lifecycle, logged, upgradesClosed }
+  }
+
+  test('enabled, draining, shutting down: what each says to a handshake and logs', async (t) => {
+    const s = await startEdge()
+    t.after(s.close)
+    const { lifecycle, logged } = ownLifecycle(s)
+    assert.deepEqual([lifecycle.enabled, lifecycle.leavingRefusal()], [true, null])
+    lifecycle.setEnabled(false)
+    // Disabled is not leaving: admission answers it by itself, without Retry-After.
+    assert.deepEqual([lifecycle.enabled, lifecycle.leavingRefusal()], [false, null])
+    lifecycle.setEnabled(true)
+    assert.equal(lifecycle.enabled, true)
+
+    await within(lifecycle.drain(0), 2000, () => 'a drain with nothing to close')
+    const draining = { status: 503, headers: { 'Retry-After': '5' }, message: 'WebSocket service draining: connect to another node' }
+    assert.deepEqual(lifecycle.leavingRefusal(), draining, 'a drained node stays out of service')
+    lifecycle.setEnabled(true)
+    assert.equal(lifecycle.leavingRefusal(), null, 'enabling ends a drain')
+
+    const shuttingDown = { status: 503, headers: { 'Retry-After': '5' }, message: 'WebSocket service shutting down' }
+    assert.deepEqual(lifecycle.beginShutdown(), shuttingDown)
+    lifecycle.setEnabled(true)
+    await lifecycle.drain(0)
+    assert.deepEqual(lifecycle.leavingRefusal(), shuttingDown, 'neither enabling nor a drain takes back a shutdown')
+    assert.deepEqual(logged.messages(), [
+      'fastify-sip-ws: disabled; new WebSocket handshakes get 503',
+      'fastify-sip-ws: enabled',
+      'fastify-sip-ws: draining; new handshakes get 503',
+      'fastify-sip-ws: enabled',
+      'fastify-sip-ws: enabled',
+      'fastify-sip-ws: draining; new handshakes get 503'
+    ])
+  })
+
+  test('drain called again while one runs waits for it: every connection is closed once', async (t) => {
+    const s = await startEdge()
+    t.after(s.close)
+    const clients = await Promise.all(Array.from({ length: 4 }, async () => await connect(s.url)))
+    const codes = clients.map(async (ws) => (await once(ws, 'close') as [number, Buffer]).map(String))
+    const localBefore = s.edge.stats.snapshot().ws_local_closed_connections
+    const first = s.edge.lifecycle.drain(300)
+    const second = s.edge.lifecycle.drain(0)
+    await within(Promise.all([first, second]), 300 + LATE, () => 'two drains')
+    assert.equal(s.edge.registry.size, 0, 'the second resolved only once the first was done')
+    for (const close of await Promise.all(codes)) assert.deepEqual(close, ['1001', 'Going Away'])
+    assert.equal(s.edge.stats.snapshot().ws_local_closed_connections - localBefore, 4)
+  })
+
+  test('shutdown: Close 1001 to every connection, then, once none is left, no more upgrades', async (t) => {
+    const s = await startEdge()
+    t.after(s.close)
+    const { lifecycle, upgradesClosed } = ownLifecycle(s)
+    const clients = await Promise.all(Array.from({ length: 3 }, async () => await connect(s.url)))
+    const codes = clients.map(async (ws) => (await once(ws, 'close') as [number, Buffer]).map(String))
+    await within(lifecycle.shutdown(), s.settings.closeTimeout + LATE, () => 'shutdown')
+    assert.deepEqual(upgradesClosed, [0], 'upgrades stopped once, after the last connection went')
+    for (const close of await Promise.all(codes)) assert.deepEqual(close, ['1001', 'Going Away'])
+    assert.equal(lifecycle.leavingRefusal()?.message, 'WebSocket service shutting down')
+  })
+
+  test('shutdown waits for closed hooks up to hookTimeout, then goes on and logs how many connections were left with hooks', async (t) => {
+    const HOOK_TIMEOUT = 300
+    const log = loggedApp('warn')
+    // Each hook is given up on after hookTimeout, so two in a row outlast the shutdown's own wait.
+    const s = await startEdge({ hookTimeout: HOOK_TIMEOUT }, (app, hooks) => {
+      hooks.add(app, 'websocket:closed', async () => { await new Promise(() => {}) })
+      hooks.add(app, 'websocket:closed', async () => { await new Promise(() => {}) })
+    }, log.fastifyOptions)
+    t.after(s.close)
+    await Promise.all([connect(s.url), connect(s.url)])
+    const started = performance.now()
+    await within(s.edge.lifecycle.shutdown(), s.settings.closeTimeout + HOOK_TIMEOUT + LATE, () => 'shutdown with hung hooks')
+    const took = performance.now() - started
+    assert.ok(took >= HOOK_TIMEOUT - 25, `waited ${took.toFixed(0)} ms`)
+    const warned = log.entries.filter((e) => e.msg === 'fastify-sip-ws: hooks still running after hookTimeout; not waiting for them')
+    assert.deepEqual(warned.map((e) => [e.connections, e.hookTimeout]), [[2, HOOK_TIMEOUT]])
   })
 })

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { join } from 'node:path'
+import type http from 'node:http'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { WsClosedEvent } from '../../../lib'
+import { HandshakeTimeout } from '../../../lib/handshake/timeout'
+import { registerShutdown } from '../../../lib/lifecycle/shutdown'
+import { LwscClient } from '../../../lib/lwsc/client'
+import { startEdge, type StartedEdge } from '../../helpers/edge'
 import { FrameReader, rawWebSocket } from '../../helpers/frames'
 import { startKamailio, type Kamailio } from '../../helpers/kamailio'
 import { freePort, startPeer } from '../../helpers/lwsc'
@@ -249,5 +254,78 @@ describe("Kamailio's lwsc connected to us at app.close()", () => {
     s.app.server.on('connection', () => { reconnects++ })
     const ms = await timedClose(s, CLOSE_TIMEOUT + LATE, "Kamailio's lwsc connected")
     t.diagnostic(`app.close() with Kamailio's lwsc connected: ${ms.toFixed(0)} ms; Kamailio reconnected ${reconnects} times during shutdown`)
+  })
+})
+
+describe('registerShutdown on an edge of its own', () => {
+  const SHORT_CLOSE = 400
+
+  /** Shuts the edge down as a user does, with app.close(), timed and bounded. */
+  async function appClose (s: StartedEdge): Promise<void> {
+    await within(s.app.close(), SHORT_CLOSE + LATE, () => 'app.close()')
+    await s.cluster.stop()
+  }
+
+  test('app.close(): stray upgrades get 503 and are counted; a silent connection gets the grace; lwsc closes after the closed hooks; nothing is left listening', async () => {
+    const order: string[] = []
+    const lwsc = new LwscClient()
+    let handshakeTimeout: HandshakeTimeout | null = null
+    const s = await startEdge({ closeTimeout: SHORT_CLOSE, handshakeTimeout: 0 }, (app, hooks, edge, settings) => {
+      handshakeTimeout = new HandshakeTimeout(app.server, settings.handshakeTimeout, app.log, () => { edge.stats.handshakeTimedOut() })
+      handshakeTimeout.start()
+      hooks.add(app, 'websocket:closed', async () => {
+        for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+        order.push('closed hook done')
+      })
+      registerShutdown(app, { settings, lifecycle: edge.lifecycle, stats: edge.stats, upgrades: edge.upgrades, handshakeTimeout, lwsc: { close: async () => { order.push('lwsc close'); await lwsc.close() } } })
+    })
+    // Holds shutdown for closeTimeout: it reads nothing, so it never answers the Close.
+    const staller = await rawWebSocket(s.port)
+    staller.socket.pause()
+    const silent = net.connect(s.port, '127.0.0.1')
+    silent.on('error', () => {})
+    let heard = ''
+    silent.on('data', (chunk: Buffer) => { heard += chunk.toString() })
+    const silentClosed = once(silent, 'close')
+    await once(s.app.server, 'connection')
+    const failedBefore = s.edge.stats.snapshot().ws_failed_handshakes
+
+    const closing = appClose(s)
+    await until(() => s.edge.lifecycle.leavingRefusal() !== null, 2000, () => 'shutdown to begin', 0)
+    const stray = await rawRequest(s.port, request(handshakeLines(s.port)))
+    stray.socket.destroy()
+    assert.deepEqual([stray.status, stray.headers['retry-after'], stray.headers.connection], [503, '5', 'close'])
+    assert.equal(s.edge.stats.snapshot().ws_failed_handshakes, failedBefore + 1, 'counted as a failed handshake')
+    await closing
+    await within(silentClosed, LATE, () => 'the silent connection to be dropped')
+    assert.match(heard, /^HTTP\/1\.1 408 Request Timeout\r\n/, 'dropped by the handshake timeout\'s grace, not by the server\'s close')
+    assert.deepEqual(order, ['closed hook done', 'lwsc close'])
+    assert.equal(s.app.server.listenerCount('upgrade'), 0, 'no listener of ours, nor the handshake timeout\'s, is left')
+    staller.socket.destroy()
+  })
+
+  test('an upgrade listener of the app\'s own is left to answer stray upgrades', async () => {
+    const answered: string[] = []
+    const s = await startEdge({ closeTimeout: SHORT_CLOSE }, (app, _hooks, edge, settings) => {
+      // The app's own upgrades, on a path of its own (a socket.io server beside the edge, say).
+      app.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+        if (req.url !== '/own') return
+        answered.push(req.url)
+        socket.end('HTTP/1.1 418 I\'m a teapot\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      })
+      registerShutdown(app, { settings, lifecycle: edge.lifecycle, stats: edge.stats, upgrades: edge.upgrades, handshakeTimeout: null, lwsc: { close: async () => {} } })
+    })
+    const staller = await rawWebSocket(s.port)
+    staller.socket.pause()
+    const failedBefore = s.edge.stats.snapshot().ws_failed_handshakes
+    const closing = appClose(s)
+    await until(() => s.edge.lifecycle.leavingRefusal() !== null, 2000, () => 'shutdown to begin', 0)
+    const own = await rawRequest(s.port, request(handshakeLines(s.port, {}, 'GET /own HTTP/1.1')))
+    own.socket.destroy()
+    assert.equal(own.status, 418)
+    assert.deepEqual(answered, ['/own'])
+    assert.equal(s.edge.stats.snapshot().ws_failed_handshakes, failedBefore, 'not refused, nor counted, by us')
+    await closing
+    staller.socket.destroy()
   })
 })

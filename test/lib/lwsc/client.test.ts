@@ -4,9 +4,10 @@ import type net from 'node:net'
 import { after, describe, test } from 'node:test'
 import { expectTypeOf } from 'expect-type'
 import WebSocket from 'ws'
-import { LwscClient, type LwscError, type LwscStats } from '../../../lib/lwsc'
+import type { LwscError, LwscStats } from '../../../lib/lwsc'
+import { LwscClient } from '../../../lib/lwsc/client'
 import { frame } from '../../helpers/frames'
-import { within } from '../../helpers/pool'
+import { until, within } from '../../helpers/pool'
 import { freePort, recordingLogger, selfSignedCert, startHttpRefuser, startPeer, startSilentTcp } from '../../helpers/lwsc'
 
 const unhandled: unknown[] = []
@@ -450,4 +451,61 @@ test('types', () => {
   expectTypeOf(client.notifyProto).returns.toEqualTypeOf<Promise<void>>()
   expectTypeOf(client.stats()).toEqualTypeOf<LwscStats>()
   expectTypeOf(client.close).returns.toEqualTypeOf<Promise<void>>()
+})
+
+describe('LwscClient\'s own bookkeeping', () => {
+  test('its options are resolved and frozen; it offers no compression and follows no redirect', async (t) => {
+    const peer = await startPeer()
+    const redirect = await startHttpRefuser(302, { Location: peer.url })
+    const client = new LwscClient(FAST)
+    t.after(async () => { await client.close(); await peer.close(); await redirect.close() })
+    assert.equal(Object.isFrozen(client.options), true)
+    assert.equal(Reflect.set(client.options, 'poolSize', 99), false)
+    assert.equal(client.options.poolSize, 4)
+    assert.equal(await client.request(peer.url, 'x'), 'x')
+    assert.equal(peer.handshakes[0].headers['sec-websocket-extensions'], undefined, 'no permessage-deflate offered')
+    await assert.rejects(client.request(redirect.url, 'x'), code('FST_SIPWS_LWSC_CONNECTION_FAILED', redirect.url))
+    assert.equal(peer.handshakes.length, 1, 'the redirect was not followed')
+  })
+
+  test('one endpoint per (url, sub-protocol); stats add up every endpoint\'s gauges', async (t) => {
+    const mute = await startPeer({ onMessage: () => {} })
+    const silent = await startSilentTcp()
+    const client = new LwscClient({ ...FAST, timeoutRead: 10_000, timeoutInit: 10_000 })
+    t.after(async () => { await client.close(); await mute.close(); await silent.close() })
+    const pending = [
+      client.request(mute.url, 'a'),
+      client.requestProto(mute.url, 'sip', 'b'),
+      client.request(`${mute.url}?other`, 'c'),
+      client.request(silent.url, 'd')
+    ].map(async (p) => await p.catch((err: LwscError) => err.code))
+    await until(() => client.stats().inFlight === 3, 5000, () => `inFlight ${client.stats().inFlight}`, 0)
+    const { connections, connecting, inFlight, queued, endpoints, requests } = client.stats()
+    assert.deepEqual({ connections, connecting, inFlight, queued, endpoints, requests }, { connections: 3, connecting: 1, inFlight: 3, queued: 1, endpoints: 4, requests: 4 })
+    assert.deepEqual(mute.handshakes.map((h) => h.protocol).sort(), ['kmsg', 'kmsg', 'sip'])
+    await client.close()
+    assert.deepEqual(await Promise.all(pending), Array(4).fill('FST_SIPWS_LWSC_CLOSED'))
+  })
+
+  test('the keepalive round forgets an endpoint whose target failed once its backoff has run out', async (t) => {
+    const url = `ws://127.0.0.1:${await freePort()}/`
+    const client = new LwscClient({ ...FAST, keepaliveInterval: 100, reconnectBackoffMin: 50, reconnectBackoffMax: 50 })
+    t.after(async () => { await client.close() })
+    await assert.rejects(client.request(url, 'x'), code('FST_SIPWS_LWSC_CONNECTION_FAILED', url))
+    assert.equal(client.stats().endpoints, 1, 'kept while its backoff runs')
+    await until(() => client.stats().endpoints === 0, 5000, () => 'the endpoint to be forgotten')
+  })
+
+  test('after close() every call is refused as closed, before its arguments are looked at; a bad payload names its target', async (t) => {
+    const client = new LwscClient(FAST)
+    t.after(async () => { await client.close() })
+    // @ts-expect-error a number is not a payload
+    await assert.rejects(client.request('ws://127.0.0.1:1/x', 42), (err: LwscError) => err.code === 'FST_SIPWS_INVALID_ARGUMENT' && err.url === 'ws://127.0.0.1:1/x')
+    await client.close()
+    // @ts-expect-error a number is not a payload
+    await assert.rejects(client.request('not a url', 42), code('FST_SIPWS_LWSC_CLOSED', 'not a url'))
+    await assert.rejects(client.notifyProto('ws://127.0.0.1:1/', 'two words', 'x'), code('FST_SIPWS_LWSC_CLOSED', 'ws://127.0.0.1:1/'))
+    const { requests, notifies, endpoints } = client.stats()
+    assert.deepEqual({ requests, notifies, endpoints }, { requests: 0, notifies: 0, endpoints: 0 }, 'nothing counted or cached')
+  })
 })

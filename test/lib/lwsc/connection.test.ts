@@ -2,24 +2,15 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { describe, test } from 'node:test'
 import type WebSocket from 'ws'
-import { resolveLwscOptions, type LwscOptions } from '../../../lib/options'
 import { Connection, type ConnectionOwner } from '../../../lib/lwsc/connection'
-import type { LwscContext } from '../../../lib/lwsc/context'
 import type { LwscError } from '../../../lib/lwsc/error-url'
 import { Job } from '../../../lib/lwsc/job'
 import { silentLogger, type LwscLogger } from '../../../lib/lwsc/logger'
-import { newCounters } from '../../../lib/lwsc/stats'
 import { within } from '../../helpers/pool'
-import { freePort, startHttpRefuser, startPeer, startSilentTcp } from '../../helpers/lwsc'
+import { freePort, lwscContext, startHttpRefuser, startPeer, startSilentTcp } from '../../helpers/lwsc'
 
 // How late a timer may fire on a loaded 2-core machine.
 const LATE = 2000
-
-function context (options: LwscOptions = {}, log: LwscLogger = silentLogger): LwscContext {
-  const resolved = resolveLwscOptions({ keepaliveInterval: 0, idleTimeout: 0, ...options })
-  const wsOptions = { perMessageDeflate: false, allowSynchronousEvents: true, closeTimeout: resolved.timeoutRead }
-  return { options: resolved, log, counters: newCounters(), wsOptions, discarded: new Set(), closed: false }
-}
 
 /**
  * The endpoint's side of the contract, recorded: what the connection told its owner, in order. A job that
@@ -73,7 +64,7 @@ describe('lwsc Connection: opening', () => {
   test('opens: tells its owner once, offers its sub-protocol, and is usable and quiet', async (t) => {
     const peer = await startPeer()
     const owner = new Owner(peer.url, 'sip')
-    const ctx = context()
+    const ctx = lwscContext()
     const conn = new Connection(owner, ctx)
     t.after(async () => { await conn.close(); await peer.close() })
     assert.equal(conn.usable, false, 'not before the handshake')
@@ -87,7 +78,7 @@ describe('lwsc Connection: opening', () => {
   test('a handshake that never completes: a connect timeout, counted once; never opened', async (t) => {
     const silent = await startSilentTcp()
     const owner = new Owner(silent.url)
-    const ctx = context({ timeoutInit: 150 })
+    const ctx = lwscContext({ timeoutInit: 150 })
     const started = performance.now()
     const conn = new Connection(owner, ctx)
     t.after(async () => { await conn.close(); await silent.close() })
@@ -101,7 +92,7 @@ describe('lwsc Connection: opening', () => {
   test('a refused port: a connection error naming the socket error, never opened', async () => {
     const url = `ws://127.0.0.1:${await freePort()}/`
     const owner = new Owner(url)
-    const conn = new Connection(owner, context())
+    const conn = new Connection(owner, lwscContext())
     const { err, wasOpen } = await within(owner.gone, LATE, () => 'no failure')
     assert.equal(err.code, 'FST_SIPWS_LWSC_CONNECTION_FAILED')
     assert.match(err.message, /ECONNREFUSED/)
@@ -114,7 +105,7 @@ describe('lwsc Connection: opening', () => {
     const refuser = await startHttpRefuser(400, { 'Sec-WebSocket-Protocol': 'sip, kmsg' })
     t.after(async () => { await refuser.close() })
     const owner = new Owner(refuser.url, 'kmsg')
-    const conn = new Connection(owner, context())
+    const conn = new Connection(owner, lwscContext())
     const { err } = await within(owner.gone, LATE, () => 'no failure')
     assert.equal(err.code, 'FST_SIPWS_LWSC_CONNECTION_FAILED')
     assert.match(err.message, /answered 400 Bad Request$/)
@@ -125,7 +116,7 @@ describe('lwsc Connection: opening', () => {
     const silent = await startSilentTcp()
     t.after(async () => { await silent.close() })
     const owner = new Owner(silent.url)
-    const ctx = context({ timeoutInit: 5000 })
+    const ctx = lwscContext({ timeoutInit: 5000 })
     const conn = new Connection(owner, ctx)
     await within(conn.close(), LATE, () => 'close() waited for the handshake')
     const { err, wasOpen } = await owner.gone
@@ -138,7 +129,7 @@ describe('lwsc Connection: requests and notifications', () => {
   test('a request makes it busy until its reply; a text reply is a string, a binary one a Buffer; then the owner is asked to serve', async (t) => {
     const peer = await startPeer()
     const owner = new Owner(peer.url)
-    const ctx = context()
+    const ctx = lwscContext()
     const conn = new Connection(owner, ctx)
     t.after(async () => { await conn.close(); await peer.close() })
     await owner.open
@@ -164,7 +155,7 @@ describe('lwsc Connection: requests and notifications', () => {
     const droppedLogged = new Promise<void>((resolve) => { dropped = resolve })
     const log: LwscLogger = { ...silentLogger, debug: (_obj, msg) => { if (msg === 'lwsc: dropped a message no request was waiting for') dropped() } }
     const owner = new Owner(peer.url)
-    const ctx = context({ verbosity: 2 }, log)
+    const ctx = lwscContext({ verbosity: 2 }, log)
     const conn = new Connection(owner, ctx)
     t.after(async () => { await conn.close(); await peer.close() })
     await owner.open
@@ -181,7 +172,7 @@ describe('lwsc Connection: requests and notifications', () => {
   test('no reply within timeoutRead: the request fails with a read timeout and the connection is discarded', async (t) => {
     const peer = await startPeer({ onMessage: () => {} })
     const owner = new Owner(peer.url)
-    const ctx = context({ timeoutRead: 150 })
+    const ctx = lwscContext({ timeoutRead: 150 })
     const conn = new Connection(owner, ctx)
     t.after(async () => { await conn.close(); await peer.close() })
     await owner.open
@@ -201,7 +192,7 @@ describe('lwsc Connection: requests and notifications', () => {
   test('the server going away: the request in flight fails, and the owner is told once', async (t) => {
     const peer = await startPeer({ onMessage: (ws) => { ws.close(1001, 'bye') } })
     const owner = new Owner(peer.url)
-    const conn = new Connection(owner, context())
+    const conn = new Connection(owner, lwscContext())
     t.after(async () => { await peer.close() })
     await owner.open
     const request = job('x', true)
@@ -219,7 +210,7 @@ describe('lwsc Connection: taking it out of service', () => {
   test('close(): Close 1000, the request in flight fails with LwscClosedError, one promise for every call', async (t) => {
     const peer = await startPeer({ onMessage: () => {} })
     const owner = new Owner(peer.url)
-    const ctx = context()
+    const ctx = lwscContext()
     const conn = new Connection(owner, ctx)
     t.after(async () => { await peer.close() })
     await owner.open
@@ -240,7 +231,7 @@ describe('lwsc Connection: taking it out of service', () => {
     let answer: () => void = () => {}
     const peer = await startPeer({ onMessage: (ws, data) => { answer = () => { ws.send(data.toString()) } } })
     const owner = new Owner(peer.url)
-    const ctx = context()
+    const ctx = lwscContext()
     const conn = new Connection(owner, ctx)
     t.after(async () => { await conn.close(); await peer.close() })
     await owner.open
@@ -263,7 +254,7 @@ describe('lwsc Connection: taking it out of service', () => {
   test('idleTimeout: an idle connection retires itself with 1000, naming the timeout', async (t) => {
     const peer = await startPeer()
     const owner = new Owner(peer.url)
-    const conn = new Connection(owner, context({ idleTimeout: 150 }))
+    const conn = new Connection(owner, lwscContext({ idleTimeout: 150 }))
     t.after(async () => { await conn.close(); await peer.close() })
     await owner.open
     const code = closeCode(peer.sockets[0])
@@ -277,8 +268,8 @@ describe('lwsc Connection: taking it out of service', () => {
     const mute = await startPeer({ autoPong: false })
     const alive = new Owner(answering.url)
     const dead = new Owner(mute.url)
-    const a = new Connection(alive, context({ keepaliveInterval: 1000 }))
-    const b = new Connection(dead, context({ keepaliveInterval: 1000 }))
+    const a = new Connection(alive, lwscContext({ keepaliveInterval: 1000 }))
+    const b = new Connection(dead, lwscContext({ keepaliveInterval: 1000 }))
     t.after(async () => { await a.close(); await b.close(); await answering.close(); await mute.close() })
     await Promise.all([alive.open, dead.open])
     const [aSide, bSide] = [answering.sockets[0], mute.sockets[0]]
@@ -302,7 +293,7 @@ describe('lwsc Connection: taking it out of service', () => {
   test('keepalive leaves a connection still opening alone', async (t) => {
     const silent = await startSilentTcp()
     const owner = new Owner(silent.url)
-    const conn = new Connection(owner, context({ keepaliveInterval: 1000, timeoutInit: 5000 }))
+    const conn = new Connection(owner, lwscContext({ keepaliveInterval: 1000, timeoutInit: 5000 }))
     t.after(async () => { await conn.close(); await silent.close() })
     conn.keepalive()
     conn.keepalive()

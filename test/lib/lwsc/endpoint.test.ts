@@ -3,7 +3,12 @@ import { once } from 'node:events'
 import { describe, test } from 'node:test'
 import type WebSocket from 'ws'
 import { LwscClient } from '../../../lib/lwsc'
-import { freePort, startPeer, startSilentTcp } from '../../helpers/lwsc'
+import { Endpoint } from '../../../lib/lwsc/endpoint'
+import type { LwscError } from '../../../lib/lwsc/error-url'
+import { Job } from '../../../lib/lwsc/job'
+import type { LwscOptions } from '../../../lib/options'
+import { freePort, lwscContext, recordingLogger, startPeer, startSilentTcp } from '../../helpers/lwsc'
+import { until, within } from '../../helpers/pool'
 
 const FAST = { timeoutInit: 300, timeoutRead: 2000, keepaliveInterval: 0, reconnectBackoffMin: 20, reconnectBackoffMax: 100 }
 
@@ -102,5 +107,118 @@ describe('lwsc statistics', () => {
     assert.deepEqual(results.map((r) => r.status === 'rejected' ? (r.reason as { code: string }).code : 'fulfilled'), Array(3).fill('FST_SIPWS_LWSC_CONNECT_TIMEOUT'))
     const stats = client.stats()
     assert.deepEqual([stats.timeouts, stats.errors, stats.connectFailures, silent.accepted()], [1, 3, 1, 1])
+  })
+})
+
+describe('Endpoint, one target\'s pool, on a context of its own', () => {
+  interface Under {
+    endpoint: Endpoint
+    ctx: ReturnType<typeof lwscContext>
+    log: ReturnType<typeof recordingLogger>
+    released: Endpoint[]
+    request: (data: string) => Promise<string | Buffer | undefined>
+    notify: (data: string) => Promise<string | Buffer | undefined>
+  }
+
+  function endpointFor (url: string, options: LwscOptions = {}): Under {
+    const log = recordingLogger()
+    const ctx = lwscContext({ ...FAST, ...options }, log)
+    const released: Endpoint[] = []
+    const endpoint = new Endpoint(url, 'kmsg', ctx, (e) => { released.push(e) })
+    const submit = (expectsReply: boolean) => async (data: string): Promise<string | Buffer | undefined> => await new Promise((resolve, reject) => { endpoint.submit(new Job(data, expectsReply, resolve, reject)) })
+    return { endpoint, ctx, log, released, request: submit(true), notify: submit(false) }
+  }
+  const gauges = (e: Endpoint): number[] => [e.openCount, e.connectingCount, e.inFlight, e.queued]
+
+  test('grows to poolSize for waiting jobs, no further; each connection takes the queue in turn', async (t) => {
+    let answer: () => void = () => {}
+    const go = new Promise<void>((resolve) => { answer = resolve })
+    const peer = await startPeer({ onMessage: (ws, data) => { void go.then(() => { ws.send(`re:${data.toString()}`) }) } })
+    const u = endpointFor(peer.url, { poolSize: 2, queueSize: 10 })
+    t.after(async () => { await u.endpoint.close(); await peer.close() })
+    const replies = Promise.all(['a', 'b', 'c', 'd', 'e'].map(u.request))
+    assert.deepEqual(gauges(u.endpoint), [0, 2, 0, 5], 'two connecting for five jobs')
+    await until(() => u.endpoint.inFlight === 2, 5000, () => 'two requests in flight', 0)
+    assert.deepEqual(gauges(u.endpoint), [2, 0, 2, 3])
+    assert.equal(u.endpoint.evictable, false, 'busy')
+    answer()
+    assert.deepEqual(await replies, ['re:a', 're:b', 're:c', 're:d', 're:e'])
+    assert.deepEqual([peer.maxOpen, peer.handshakes.length], [2, 2])
+    assert.deepEqual(gauges(u.endpoint), [2, 0, 0, 0])
+    assert.equal(u.endpoint.evictable, true, 'open, idle and nothing waiting')
+    assert.deepEqual([u.ctx.counters.replies, u.ctx.counters.opened, u.released.length], [5, 2, 0])
+  })
+
+  test('the queue beyond the pool is bounded: a request past it fails at once, a notification resolves and is counted', async (t) => {
+    const peer = await startPeer({ onMessage: () => {} })
+    const u = endpointFor(peer.url, { poolSize: 1, queueSize: 1, timeoutRead: 10_000 })
+    t.after(async () => { await u.endpoint.close(); await peer.close() })
+    // Before the connection opens, the job it will take does not count against queueSize.
+    const waiting = [u.request('1'), u.request('2')].map(async (p) => await p.catch((err: LwscError) => err.code))
+    await assert.rejects(u.request('3'), (err: LwscError) => err.code === 'FST_SIPWS_LWSC_QUEUE_FULL' && /\(2 waiting\)/.test(err.message))
+    await until(() => u.endpoint.openCount === 1, 5000, () => 'the connection to open', 0)
+    assert.deepEqual(gauges(u.endpoint), [1, 0, 1, 1])
+    await assert.rejects(u.request('4'), { code: 'FST_SIPWS_LWSC_QUEUE_FULL' })
+    assert.equal(await u.notify('n'), undefined)
+    assert.deepEqual([u.ctx.counters.errors, u.ctx.counters.failedNotifies], [2, 1])
+    assert.deepEqual(u.log.lines.filter((l) => l.level === 'warn').map((l) => l.msg), ['lwsc: notification not delivered'])
+    await u.endpoint.close()
+    assert.deepEqual(await Promise.all(waiting), ['FST_SIPWS_LWSC_CLOSED', 'FST_SIPWS_LWSC_CLOSED'], 'close() rejects what waited and what was in flight')
+  })
+
+  test('a target that refuses: waiting jobs share the failure, then one probe at a time after the backoff; stale once it has run out', async (t) => {
+    const BACKOFF = 300
+    const url = `ws://127.0.0.1:${await freePort()}/`
+    // One connection: every job waits on the same attempt.
+    const u = endpointFor(url, { poolSize: 1, reconnectBackoffMin: BACKOFF, reconnectBackoffMax: BACKOFF })
+    t.after(async () => { await u.endpoint.close() })
+    const first = await Promise.allSettled([u.request('a'), u.request('b'), u.notify('n')])
+    assert.deepEqual(first.map((r) => r.status === 'rejected' ? (r.reason as LwscError).code : r.value), ['FST_SIPWS_LWSC_CONNECTION_FAILED', 'FST_SIPWS_LWSC_CONNECTION_FAILED', undefined])
+    assert.deepEqual([u.ctx.counters.connectFailures, u.ctx.counters.errors, u.ctx.counters.failedNotifies], [1, 2, 1])
+    assert.deepEqual(u.log.lines.filter((l) => l.level === 'warn').map((l) => [l.msg, (l.obj as { count?: number }).count]), [['lwsc: notifications not delivered', 1]])
+    const failedAt = performance.now()
+    assert.equal(u.released.length, 0, 'kept while its backoff runs: the next caller must wait for it too')
+    assert.equal(u.endpoint.stale(Date.now()), false)
+    assert.equal(u.endpoint.stale(Date.now() + BACKOFF + 1), true)
+
+    // Submitted during the backoff: it waits for the next probe, which fails too.
+    await assert.rejects(u.request('c'), { code: 'FST_SIPWS_LWSC_CONNECTION_FAILED' })
+    const waited = performance.now() - failedAt
+    assert.ok(waited >= BACKOFF - 50, `the probe came ${waited.toFixed(0)} ms after the failure`)
+    assert.equal(u.ctx.counters.connectFailures, 2)
+  })
+
+  test('a connection the peer closes leaves the pool; with nothing left, the endpoint asks to be forgotten', async (t) => {
+    const peer = await startPeer()
+    const u = endpointFor(peer.url)
+    t.after(async () => { await u.endpoint.close(); await peer.close() })
+    assert.equal(await u.request('x'), 'x')
+    peer.sockets[0].close(1001)
+    await until(() => u.released.length > 0, 5000, () => 'the release', 10)
+    assert.deepEqual(u.released, [u.endpoint])
+    assert.deepEqual(gauges(u.endpoint), [0, 0, 0, 0])
+    assert.equal(u.endpoint.stale(Date.now()), true)
+  })
+
+  test('retire closes idle connections with 1000 and leaves busy ones alone', async (t) => {
+    let holding: WebSocket | null = null
+    const peer = await startPeer({ onMessage: (ws, data) => { if (data.toString() === 'hold') holding = ws; else ws.send(data.toString()) } })
+    const u = endpointFor(peer.url, { poolSize: 2, timeoutRead: 10_000 })
+    t.after(async () => { await u.endpoint.close(); await peer.close() })
+    assert.equal(await u.request('x'), 'x')
+    const held = u.request('hold').catch((err: LwscError) => err.code)
+    assert.equal(await u.request('y'), 'y', 'on a second connection')
+    assert.equal(peer.sockets.length, 2)
+    const idle = peer.sockets.find((ws) => ws !== holding) as WebSocket
+    assert.ok(holding !== null && idle !== undefined)
+    assert.equal(u.endpoint.evictable, false)
+    const idleClosed = once(idle, 'close')
+    u.endpoint.retire()
+    const [code] = await within(idleClosed, 5000, () => 'the idle connection to close') as [number]
+    assert.equal(code, 1000)
+    assert.equal((holding as WebSocket).readyState, (holding as WebSocket).OPEN, 'the connection with a request in flight stays')
+    assert.deepEqual(gauges(u.endpoint), [1, 0, 1, 0])
+    await u.endpoint.close()
+    assert.equal(await held, 'FST_SIPWS_LWSC_CLOSED')
   })
 })
