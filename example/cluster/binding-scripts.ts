@@ -1,7 +1,7 @@
 /*
  * The Lua scripts behind the registrar's bindings in Redis (redis-bindings.ts). Keys, all under one hash tag
- * so that on a Redis Cluster they share a slot (the purge also reads the plugin's lease keys, which do not:
- * like the plugin's classic pub/sub, it wants one Redis or Sentinel):
+ * so that on a Redis Cluster they share a slot (the purge also reads the plugin's presence key, which does
+ * not: like the plugin's classic pub/sub and its lease reads, it wants one Redis or Sentinel):
  *
  *   {P}:aor:<aor>            hash   contact key → "<connection id> <node> <expires at> <updated at> <uri>"
  *   {P}:contact:<contact>    string the AOR whose binding that contact is (in-dialog requests, PX = expiry)
@@ -78,25 +78,16 @@ return 1`
 
 /**
  * Every binding a node wrote and still holds, and their connections' records, unless Redis says the node
- * is alive: one of its leases (`<lease base><slot>` = "<instance> <epoch>", lib/cluster/lease.ts), named by
- * its bindings' connection ids (lib/cluster/ids.ts) or given as hints, is still held under that epoch.
- * A node's local view of the others is a hint; this check is the truth. Idempotent: each survivor of a
- * node runs it once, and only what still names the node goes. Returns how many went, or -1 (alive).
- * KEYS: node. ARGV: node, key base, lease key base, hinted lease prefixes...
+ * is alive: its presence key (`<cluster prefix>:node:<instance>`, lib/cluster/presence.ts), which only
+ * the node writes, is there. A node's local view of the others is a hint; this check is the truth, made
+ * in the same script, so a purge that runs late (after the node came back and wrote its bindings again)
+ * removes nothing. Idempotent: each survivor of a node runs it once, and only what still names the node
+ * goes. Returns how many went, or -1 (alive).
+ * KEYS: node set, node's presence. ARGV: node, key base.
  */
 export const PURGE = `
-local COUNTERS, EPOCHS = 8388608, 4194304
-local checked = {}
-local function held (prefix)
-  if checked[prefix] then return false end
-  checked[prefix] = true
-  local slot, epoch = math.floor(prefix / EPOCHS), prefix % EPOCHS
-  return redis.call('GET', ARGV[3] .. string.format('%d', slot)) == ARGV[1] .. ' ' .. string.format('%d', epoch)
-end
-for i = 4, #ARGV do
-  if held(tonumber(ARGV[i])) then return -1 end
-end
-local found = {}
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local removed = 0
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local aor, contact = string.match(member, '^(.-)\\n(.*)$')
   if aor ~= nil then
@@ -105,19 +96,15 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     local id, node = false, false
     if value ~= false then id, node = string.match(value, '^(%d+) (%S+) ') end
     if node == ARGV[1] then
-      if held(math.floor(tonumber(id) / COUNTERS)) then return -1 end
-      found[#found + 1] = { key, aor, contact, id }
+      redis.call('HDEL', key, contact)
+      if redis.call('GET', ARGV[2] .. 'contact:' .. contact) == aor then redis.call('DEL', ARGV[2] .. 'contact:' .. contact) end
+      redis.call('DEL', ARGV[2] .. 'conn:' .. id)
+      removed = removed + 1
     end
   end
 end
-for _, binding in ipairs(found) do
-  local key, aor, contact, id = binding[1], binding[2], binding[3], binding[4]
-  redis.call('HDEL', key, contact)
-  if redis.call('GET', ARGV[2] .. 'contact:' .. contact) == aor then redis.call('DEL', ARGV[2] .. 'contact:' .. contact) end
-  redis.call('DEL', ARGV[2] .. 'conn:' .. id)
-end
 redis.call('DEL', KEYS[1])
-return #found`
+return removed`
 
 /**
  * The newest live binding of an AOR, else the live binding whose contact the Request-URI is; with its

@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import IORedis, { type Redis } from 'ioredis'
-import type { ClusterNodeInfo } from '../../lib'
 import type { ConnectionLocal } from '../proxy/connection-local'
 import type { Parking } from '../proxy/parking'
 import type { Registrar } from '../proxy/registrar'
@@ -15,16 +14,6 @@ export const NODE_TIMEOUT = 3000
 const CONNECT_TIMEOUT = 10000
 /** As the plugin's `requestTimeout` default. */
 const COMMAND_TIMEOUT = 1000
-/**
- * `cluster:rejoined` (the plugin tells a node that the others may have counted it gone: its lease ran out
- * or was lost, or its event loop stalled), as the example relies on it.
- */
-export interface ClusterRejoined {
-  instance: string
-  reason: 'lease-expired' | 'lease-lost' | 'stalled'
-  gapMs: number
-}
-
 /**
  * The example's own Redis connection in cluster mode (REDIS_URL), beside the two the plugin opens: the
  * registrar's bindings and the cluster secret go over it. Like the plugin's, it fails fast while Redis
@@ -88,27 +77,18 @@ export class ClusterLink {
    */
   watch (app: FastifyInstance, locations: ClusterLocations, registrar: Registrar): void {
     const log = app.log
-    const rechecks = new Set<NodeJS.Timeout>()
-    const purge = async (node: ClusterNodeInfo, again: boolean): Promise<void> => {
-      const removed = await locations.purge(node.instance, node.prefixes).catch((err: unknown) => {
+    app.addWsHook('cluster:node-down', async (node) => {
+      const removed = await locations.purge(node.instance).catch((err: unknown) => {
         log.warn({ err, node: node.instance }, 'sip cluster: bindings of a node that went down not purged (each is dropped when a send to it fails)')
         return 0
       })
-      if (removed >= 0) {
-        log.info({ node: node.instance, removed }, 'sip cluster: node down, its bindings purged')
-      } else if (!again) {
-        log.warn({ node: node.instance }, 'sip cluster: node down, but Redis holds its lease: its bindings stay')
-      } else {
-        // Its lease outlives its last renewal by up to nodeTimeout: Redis may not know yet.
-        log.info({ node: node.instance }, 'sip cluster: node down, but Redis still holds its lease; checking again in nodeTimeout')
-        const timer = setTimeout(() => { rechecks.delete(timer); void purge(node, false) }, NODE_TIMEOUT)
-        rechecks.add(timer)
-      }
-    }
-    app.addWsHook('cluster:node-down', async (node) => { await purge(node, true) })
-    onRejoined(app, (info) => {
-      log.warn({ ...info }, 'sip cluster: the others may have counted this node gone; writing its bindings again')
-      void this.recover(locations, registrar, log, 'rejoined')
+      // -1: it came back before the purge ran (and writes its bindings again: cluster:rejoined).
+      if (removed < 0) log.info({ node: node.instance }, 'sip cluster: node down, but Redis says it is alive again: its bindings stay')
+      else log.info({ node: node.instance, removed }, 'sip cluster: node down, its bindings purged')
+    })
+    app.addWsHook('cluster:rejoined', async (event) => {
+      log.warn({ ...event }, 'sip cluster: the others may have counted this node gone; writing its bindings again')
+      await this.recover(locations, registrar, log, 'rejoined')
     })
     this.redis.on('error', (err: Error) => { log.debug({ err }, 'sip cluster: Redis connection error') })
     // Attached once ready: every later 'ready' is Redis coming back.
@@ -117,7 +97,6 @@ export class ClusterLink {
       void this.recover(locations, registrar, log, 'Redis is back')
     })
     app.addHook('onClose', async () => {
-      for (const timer of rechecks) clearTimeout(timer)
       await locations.written()
       if (this.redis.status === 'ready') await this.redis.quit().catch(() => { this.redis.disconnect() })
       else this.redis.disconnect()
@@ -136,17 +115,5 @@ export class ClusterLink {
     } catch (err) {
       log.warn({ err, why }, 'sip cluster: the bindings could not be written again')
     }
-  }
-}
-
-/**
- * Adds the `cluster:rejoined` hook. Typed loosely, and logged when missing, until the plugin (issue #19's
- * lib half) has the hook: the example is written to its contract.
- */
-function onRejoined (app: FastifyInstance, hook: (info: ClusterRejoined) => void): void {
-  try {
-    (app.addWsHook as unknown as (name: string, fn: (info: ClusterRejoined) => void) => void)('cluster:rejoined', hook)
-  } catch (err) {
-    app.log.warn({ err }, 'sip cluster: this plugin has no cluster:rejoined hook; a node counted gone while alive is healed only by its users\' re-registrations')
   }
 }

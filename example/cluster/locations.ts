@@ -147,8 +147,8 @@ export class ClusterLocations implements Locations, RegistrarListener {
    * Purges what a node wrote (the `cluster:node-down` hook) unless Redis says it is alive: how many
    * bindings went, or -1.
    */
-  async purge (node: string, leasePrefixes: readonly number[] = []): Promise<number> {
-    return await this.bindings.purge(node, leasePrefixes)
+  async purge (node: string): Promise<number> {
+    return await this.bindings.purge(node)
   }
 
   /** The local side of a connection on any node, as recorded with its bindings. */

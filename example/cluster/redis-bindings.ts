@@ -20,12 +20,10 @@ export interface BoundConnection {
  */
 export class RedisBindings {
   private readonly base: string
-  private readonly leaseBase: string
 
-  /** `prefix` is the plugin's `cluster.prefix`: its slot leases are read to tell whether a node is alive. */
-  constructor (private readonly redis: Redis, prefix: string, private readonly node: string, private readonly now: () => number = Date.now) {
+  /** `prefix` is the plugin's `cluster.prefix`: its presence keys say whether a node is alive. */
+  constructor (private readonly redis: Redis, private readonly prefix: string, private readonly node: string, private readonly now: () => number = Date.now) {
     this.base = `{${prefix}}:reg:`
-    this.leaseBase = `${prefix}:slot:`
   }
 
   /**
@@ -62,11 +60,12 @@ export class RedisBindings {
   }
 
   /**
-   * Removes what `node` wrote, unless Redis says it is alive (one of its leases, named by its bindings'
-   * connection ids or by `leasePrefixes`, is still held): resolves with how many bindings went, or -1.
+   * Removes what `node` wrote, unless Redis says it is alive (its presence key is there): resolves with how
+   * many bindings went, or -1.
    */
-  async purge (node: string, leasePrefixes: readonly number[] = []): Promise<number> {
-    return Number(await this.redis.eval(PURGE, 1, this.key('node', node), node, this.base, this.leaseBase, ...leasePrefixes.map(String)))
+  async purge (node: string): Promise<number> {
+    // The plugin's presence key, as its README gives it for purge scripts.
+    return Number(await this.redis.eval(PURGE, 2, this.key('node', node), `${this.prefix}:node:${node}`, node, this.base))
   }
 
   /**

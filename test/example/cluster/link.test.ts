@@ -91,6 +91,18 @@ describe('ClusterLink.watch: node-down purges, Redis coming back, close', () => 
     }
   })
 
+  test('counted gone while alive (its presence lapsed and a survivor purged it): cluster:rejoined writes its bindings back', async () => {
+    const instance = app.wsCluster.instance
+    // What a survivor's purge does once Redis says the node is gone: the node's presence lapses, its bindings go.
+    await client.del(`sipws:node:${instance}`)
+    await client.del('{sipws}:reg:aor:mia', `{sipws}:reg:node:${instance}`)
+    const line = await within(logged.next('sip cluster: rejoined, bindings written again'), NODE_TIMEOUT * 2, () => 'the rewrite on cluster:rejoined')
+    assert.equal(line.bindings, 1)
+    await until(async () => await client.hlen('{sipws}:reg:aor:mia') === 1, 3000, () => 'mia\'s binding back in Redis')
+    const rejoined = await logged.next('sip cluster: the others may have counted this node gone')
+    assert.equal(rejoined.reason, 'lease-expired')
+  })
+
   test('Redis restarted empty: the secret and this node\'s bindings are written again', async () => {
     const secret = await client.get('{sipws}:reg:secret')
     await redis.restart()

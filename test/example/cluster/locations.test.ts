@@ -68,13 +68,13 @@ describe('ClusterLocations with a real cluster node: Redis is the truth, not thi
     await until(async () => await locations.find(uri('sip:otto@h')) === null, 3000, () => 'rebuildMs to pass')
   })
 
-  test('purge leaves a node whose lease Redis holds, and takes one whose lease is gone', async () => {
+  test('purge leaves a node whose presence Redis holds, and takes one whose presence is gone', async () => {
     const locations = new ClusterLocations(new RedisBindings(client, 'sipws', node.app.wsCluster.instance), node.app.wsCluster, new Map(), node.app.log)
-    // This very node: its lease is in Redis, renewed.
+    // This very node: its presence is in Redis, renewed.
     const self = node.app.wsCluster.nodes()[0]
     const mine = new RedisBindings(client, 'sipws', self.instance)
     await mine.put(binding('hugo', 'sip:h1@x.invalid', 6, Date.now() + 60_000), LOCAL)
-    assert.equal(await locations.purge(self.instance, self.prefixes), -1)
+    assert.equal(await locations.purge(self.instance), -1)
     assert.equal(await client.hlen('{sipws}:reg:aor:hugo'), 1)
     await new RedisBindings(client, 'sipws', 'gone-node').put(binding('liam', 'sip:l1@x.invalid', 9, Date.now() + 60_000), LOCAL)
     assert.equal(await locations.purge('gone-node'), 1)
