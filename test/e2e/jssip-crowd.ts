@@ -24,15 +24,24 @@ export interface Crowd {
   close: () => void
 }
 
+export interface CrowdOptions {
+  /** Users are named `<name>00`, `<name>01`, ... (`u` by default). */
+  name?: string
+  /** Whom each agent sends to (a random one each time): the crowd's other agents by default. */
+  targets?: () => string[]
+  /** Counts the requests (a crowd's own by default; crowds may share one). */
+  traffic?: SipTraffic
+}
+
 /**
  * `count` JsSIP UAs, each with a socket per URL (JsSIP picks one at random and moves to another when it
  * fails, after its own reconnection delay: 2 s at first), registered before this resolves. They send only
  * while registered: a UA between two nodes sends nothing, as an app would not.
  */
-export async function startCrowd (urls: string[], count: number, intervalMs: number): Promise<Crowd> {
-  const traffic = new SipTraffic()
+export async function startCrowd (urls: string[], count: number, intervalMs: number, options: CrowdOptions = {}): Promise<Crowd> {
+  const traffic = options.traffic ?? new SipTraffic()
   const agents: CrowdAgent[] = Array.from({ length: count }, (_, i) => {
-    const user = `u${String(i).padStart(2, '0')}`
+    const user = `${options.name ?? 'u'}${String(i).padStart(2, '0')}`
     const sockets = urls.map((url) => new NodeWebSocketInterface(url))
     const ua = new JsSIP.UA({ sockets, uri: `sip:${user}@127.0.0.1`, register: true, register_expires: 600, user_agent: `crowd ${user}` })
     // JsSIP answers 405 to a MESSAGE nobody listens for; with a listener, 200.
@@ -61,8 +70,8 @@ export async function startCrowd (urls: string[], count: number, intervalMs: num
         await registeredOr(agent.ua, intervalMs)
         continue
       }
-      const others = agents.filter((a) => a !== agent)
-      const target = others[Math.floor(Math.random() * others.length)].user
+      const others = options.targets?.() ?? agents.filter((a) => a !== agent).map((a) => a.user)
+      const target = others[Math.floor(Math.random() * others.length)]
       await traffic.track(`${agent.user} → ${target}`, send(agent.ua, `sip:${target}@127.0.0.1`, `from ${agent.user}`).then((r) => ({ status: r.status, cause: r.status === 0 ? r.reason : undefined })))
       await new Promise((resolve) => setTimeout(resolve, intervalMs))
     }
