@@ -8,35 +8,44 @@ export interface DrainParts {
   moveOut: (id: number) => void
   /**
    * Whether a request from this connection is waiting for a moving user, or its answer is on its way:
-   * nothing went over the connection since `lastFrameAt` (ms).
+   * nothing went to the connection since (`lastFrameAt`: the plugin's `lastUsed`, ms).
    */
   waiting: (id: number, lastFrameAt: number) => boolean
+  /** Whether the last frame over the connection (at `lastFrameAt`) went to it: an answer, not its own message. */
+  lastWentTo: (id: number, lastFrameAt: number) => boolean
   /** Past `maxWaitMs`: answers what of this connection still waits (480), before it is closed. */
   giveUp: (id: number) => void
 }
 
 export interface DrainTiming {
-  /** A connection is closed once nothing went either way on it for this long (ms), its bindings gone as long. */
-  quietMs: number
+  /** A connection is closed no sooner than this (ms) after its bindings moved out: what was on its way to it arrives. */
+  settleMs: number
+  /** Closed right after something went to it, within this (ms): its client has just been answered... */
+  answeredMs: number
+  /** ...or once nothing went either way for this long (ms): it is idle. */
+  idleMs: number
   /** ...or this long (ms) after its turn, whatever it is doing (what still waits is answered 480 first). */
   maxWaitMs: number
 }
 
-export const DRAIN_TIMING: DrainTiming = { quietMs: 100, maxWaitMs: 8000 }
+export const DRAIN_TIMING: DrainTiming = { settleMs: 100, answeredMs: 50, idleMs: 1000, maxWaitMs: 8000 }
 
 /** As the plugin's own drain: clients are told to come back later, to another node. */
 const RETRY_AFTER_SECONDS = 5
 const GOING_AWAY = 1001
+/** How often a connection waiting for its moment is looked at. */
+const LOOK_MS = 10
 
 /**
  * SIGTERM's drain for a rolling restart, gentler than closing connections on a timer (the plugin's
- * `wsDrain`): the closes are spread over `within` ms as `wsDrain` spreads them, but each connection is
- * closed only once its bindings have moved out (in a cluster, requests for its user now wait for the user
- * to register on another node) and it is quiet: nothing sent or received for `quietMs`, and none of its
- * requests waiting for a moving user. A client whose connection closes with a request in flight gets no
- * answer to it (JsSIP fails it at once), so the close waits for a gap, bounded by `maxWaitMs`. Meanwhile new
- * handshakes get 503 with Retry-After, and the health route 503, so load balancers send clients elsewhere.
- * The plugin's `wsDrain` closes whatever is left, then resolves once every closed hook has run.
+ * `wsDrain`). The closes are spread over `within` ms as `wsDrain` spreads them, but a client whose
+ * connection closes with a request on the wire gets no answer to it (JsSIP fails it at once), so each
+ * connection is closed at the moment that is least likely: its bindings moved out first (in a cluster,
+ * requests for its user now wait for the user to register on another node), no answer owed to it, and
+ * either an answer has just gone to it (its client is between two requests) or it is idle. Bounded by
+ * `maxWaitMs`. Meanwhile new handshakes get 503 with Retry-After, and the health route 503, so load
+ * balancers send clients elsewhere. The plugin's `wsDrain` closes whatever is left, then resolves once
+ * every closed hook has run.
  */
 export class Drain {
   private started = false
@@ -58,7 +67,7 @@ export class Drain {
   async run (within: number): Promise<void> {
     this.started = true
     const ids = [...this.parts.connections()]
-    this.app.log.info({ connections: ids.length, within }, 'sip: draining; each connection closed once its users moved out and it is quiet')
+    this.app.log.info({ connections: ids.length, within }, 'sip: draining; each connection closed once its users moved out and no answer is owed to it')
     await Promise.all(ids.map(async (id, i) => {
       await delay(within * (i + 1) / ids.length)
       await this.leave(id)
@@ -67,37 +76,42 @@ export class Drain {
   }
 
   private async leave (id: number): Promise<void> {
-    if (this.app.wsConnection(id)?.state !== 'OPEN') return
+    if (!this.open(id)) return
     this.parts.moveOut(id)
     const turn = Date.now()
-    const { quietMs, maxWaitMs } = this.timing
-    // Bounded by maxWaitMs: each round waits until the earliest moment the connection can be quiet.
-    while (!await this.quiet(id, turn)) {
-      const info = this.app.wsConnection(id)
-      if (info === undefined || info.state !== 'OPEN') return
-      const now = Date.now()
-      if (now - turn >= maxWaitMs) {
+    // Bounded by maxWaitMs.
+    while (!await this.closable(id, turn)) {
+      if (!this.open(id)) return
+      if (Date.now() - turn >= this.timing.maxWaitMs) {
         this.parts.giveUp(id)
         break
       }
-      await delay(Math.min(Math.max(Math.max(info.lastUsed, turn) + quietMs - now, 10), turn + maxWaitMs - now))
+      await delay(LOOK_MS)
     }
     this.app.wsClose(id, GOING_AWAY, 'Going Away')
   }
 
   /**
-   * Whether the connection may be closed now. Asked twice: once in a timer, then again once the frames
+   * Whether now is the moment to close it. Asked twice: once in a timer, then again once the frames
    * already in its socket have been read (setImmediate runs after the poll phase), so a request that
    * reached this host just before is seen.
    */
-  private async quiet (id: number, turn: number): Promise<boolean> {
+  private async closable (id: number, turn: number): Promise<boolean> {
+    const { settleMs, answeredMs, idleMs } = this.timing
     for (let look = 0; look < 2; look++) {
       const info = this.app.wsConnection(id)
       if (info === undefined || info.state !== 'OPEN') return false
-      if (Date.now() < Math.max(info.lastUsed, turn) + this.timing.quietMs || this.parts.waiting(id, info.lastUsed)) return false
+      const now = Date.now()
+      if (now < turn + settleMs || this.parts.waiting(id, info.lastUsed)) return false
+      const answered = now - info.lastUsed <= answeredMs && this.parts.lastWentTo(id, info.lastUsed)
+      if (!answered && now - info.lastUsed < idleMs) return false
       if (look === 0) await new Promise((resolve) => setImmediate(resolve))
     }
     return true
+  }
+
+  private open (id: number): boolean {
+    return this.app.wsConnection(id)?.state === 'OPEN'
   }
 }
 

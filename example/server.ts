@@ -55,7 +55,13 @@ export async function buildNode (opts: ExampleOptions = {}): Promise<ExampleNode
     ? null
     : new CoreBridge({ ...sip, via, tokenKey: link?.keys.flowTokens ?? randomBytes(32), registrar, connections, sendWs: send, log: app.log, serverName: SERVER_NAME, remote: locations })
   const proxy = new SipProxy({ send, log: app.log, registrar, via, connections, core: bridge, locations, parking })
-  const drain = new Drain(app, { connections: () => connections.keys(), moveOut: (id) => { proxy.moveOut(id) }, waiting: (id, lastFrameAt) => proxy.awaitsAnswer(id, lastFrameAt), giveUp: (id) => { parking.letGo(id) } })
+  const drain = new Drain(app, {
+    connections: () => connections.keys(),
+    moveOut: (id) => { proxy.moveOut(id) },
+    waiting: (id, lastFrameAt) => proxy.awaitsAnswer(id, lastFrameAt),
+    lastWentTo: (id, lastFrameAt) => proxy.lastWentTo(id, lastFrameAt),
+    giveUp: (id) => { parking.letGo(id) }
+  })
 
   if (link !== null && locations !== null) link.watch(app, locations, registrar)
   if (bridge !== null) await startBridge(app, bridge)

@@ -42,6 +42,12 @@ export class PendingAnswers {
     return askedAt >= 0 && askedAt >= exchange.answeredAt
   }
 
+  /** Whether the last frame over the connection (the plugin's `lastUsed`) went to it, not from it. */
+  lastWentTo (id: number, lastUsed: number): boolean {
+    const exchange = this.exchanges.get(id)
+    return exchange === undefined || lastUsed > exchange.heardAt
+  }
+
   closed (id: number): void {
     this.exchanges.delete(id)
   }

@@ -99,6 +99,11 @@ export class SipProxy {
     return (parking?.holds(id) ?? false) || this.pending.awaits(id, lastFrameAt, parking?.releasedAt(id))
   }
 
+  /** Whether the last frame over the connection (at `lastFrameAt`) went to it: an answer, say. */
+  lastWentTo (id: number, lastFrameAt: number): boolean {
+    return this.pending.lastWentTo(id, lastFrameAt)
+  }
+
   /**
    * One WebSocket message. Never throws or rejects: bad input gets a 400 (requests) or is dropped
    * (responses). Returns a promise only when the message waits on the cluster (a lookup in Redis, or a

@@ -70,7 +70,7 @@ describe('a rolling restart of both nodes under traffic (20 JsSIP agents given b
     await crowd.stop(SETTLE_MS)
     const counts = crowd.traffic.counts()
     for (const phase of phases) t.diagnostic(phase())
-    t.diagnostic(`whole run: ${SipTraffic.describe(counts)}; 480s by why, new nodes: ${JSON.stringify([a, b].map((n) => unavailableWhy(n.lines)))}`)
+    t.diagnostic(`whole run: ${traffic.summary()}; 480s by why, new nodes: ${JSON.stringify([a, b].map((n) => unavailableWhy(n.lines)))}`)
     const moves = crowd.agents.flatMap((agent) => agent.moves).sort((x, y) => x - y)
     t.diagnostic(`moves (closed → registered on the other node): ${moves.length}, median ${(moves[Math.floor(moves.length / 2)] ?? 0).toFixed(0)} ms, max ${(moves.at(-1) ?? 0).toFixed(0)} ms`)
     const t0 = crowd.traffic.records[0]?.sentAt ?? 0

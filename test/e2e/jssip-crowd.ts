@@ -66,13 +66,21 @@ export async function startCrowd (urls: string[], count: number, intervalMs: num
   let on = false
   const loop = async (agent: CrowdAgent): Promise<void> => {
     while (on) {
-      if (!agent.ua.isRegistered()) {
+      if (!agent.ua.isRegistered() || !agent.ua.isConnected()) {
         await registeredOr(agent.ua, intervalMs)
         continue
       }
       const others = options.targets?.() ?? agents.filter((a) => a !== agent).map((a) => a.user)
       const target = others[Math.floor(Math.random() * others.length)]
-      await traffic.track(`${agent.user} → ${target}`, send(agent.ua, `sip:${target}@127.0.0.1`, `from ${agent.user}`).then((r) => ({ status: r.status, cause: r.status === 0 ? r.reason : undefined })))
+      const refused = refusals(agent)
+      // JsSIP writes to the socket within sendMessage: a refusal there means the request never left.
+      const outcome = send(agent.ua, `sip:${target}@127.0.0.1`, `from ${agent.user}`)
+      if (refusals(agent) > refused) {
+        traffic.unsent++
+        await outcome
+      } else {
+        await traffic.track(`${agent.user} → ${target}`, outcome.then((r) => ({ status: r.status, cause: r.status === 0 ? r.reason : undefined })))
+      }
       await new Promise((resolve) => setTimeout(resolve, intervalMs))
     }
   }
@@ -89,6 +97,10 @@ export async function startCrowd (urls: string[], count: number, intervalMs: num
     },
     close: () => { for (const { ua } of agents) ua.stop() }
   }
+}
+
+function refusals (agent: CrowdAgent): number {
+  return agent.sockets.reduce((sum, socket) => sum + socket.refused, 0)
 }
 
 /** Resolves once the UA is registered again, or after `ms`: the loop then looks again. */

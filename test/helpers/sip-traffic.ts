@@ -32,6 +32,8 @@ export interface TrafficCounts {
  */
 export class SipTraffic {
   readonly records: TrafficRecord[] = []
+  /** Requests a UA could not put on the wire (its socket was already closing): not sent, so not counted. */
+  unsent = 0
   private readonly pending = new Set<Promise<void>>()
 
   /** Counts a request; resolves with its outcome. */
@@ -86,5 +88,10 @@ export class SipTraffic {
   static describe (counts: TrafficCounts): string {
     const share = counts.sent === 0 ? 0 : 100 * counts.ok / counts.sent
     return `sent ${counts.sent}: 200 ${counts.ok} (${share.toFixed(2)}%), 404 ${counts.notFound}, 480 ${counts.unavailable}, other ${counts.other}, no final response ${counts.noFinal}`
+  }
+
+  /** The whole run in one line, with what never left the UAs. */
+  summary (): string {
+    return `${SipTraffic.describe(this.counts())}; not sent (the UA's socket closing under it) ${this.unsent}`
   }
 }

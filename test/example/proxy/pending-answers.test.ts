@@ -33,3 +33,11 @@ test('an ACK asks nothing; a request sent on later (from parking) asks again; cl
   pending.closed(3)
   assert.equal(pending.awaits(3, 1000), false)
 })
+
+test('lastWentTo: whether the last frame went to the connection rather than came from it', () => {
+  const pending = new PendingAnswers()
+  assert.equal(pending.lastWentTo(4, 50), true, 'it never sent anything: every frame went to it')
+  pending.heard(4, true, 100)
+  assert.equal(pending.lastWentTo(4, 100), false, 'its own request')
+  assert.equal(pending.lastWentTo(4, 104), true, 'the answer')
+})
