@@ -55,13 +55,19 @@ export class SipProxy {
   private readonly relay: Relay
   /** Whether each connection may still be owed an answer: a drain waits for it. */
   private readonly pending = new PendingAnswers()
+  /** Every send of the proxy: to a connection of this node, it tells `pending` something went to it. */
+  private readonly send = (id: number, text: string): boolean => {
+    if (!this.options.send(id, text)) return false
+    if (this.options.connections.has(id)) this.pending.sent(id)
+    return true
+  }
   private readonly maxExpires: number
   private readonly serverName: string
 
   constructor (private readonly options: SipProxyOptions) {
     this.maxExpires = options.maxExpires ?? DEFAULT_EXPIRES
     this.serverName = options.serverName ?? SERVER_NAME
-    this.relay = new Relay({ ...options, reply: (id, request, status, reason, extra) => { this.reply(id, request, status, reason, extra) } })
+    this.relay = new Relay({ ...options, send: this.send, reply: (id, request, status, reason, extra) => { this.reply(id, request, status, reason, extra) } })
   }
 
   opened (id: number, local: ConnectionLocal): void {
@@ -189,7 +195,7 @@ export class SipProxy {
       return
     }
     const text = response.toString()
-    if (this.options.send(popped.source, text)) {
+    if (this.send(popped.source, text)) {
       this.options.log.debug({ id, to: popped.source, status: response.status }, 'sip: relayed response')
       return
     }
@@ -208,7 +214,7 @@ export class SipProxy {
       message: response,
       aor: '',
       until: Date.now() + RESPONSE_HOLD_MS,
-      retry: async () => this.options.send(to, text),
+      retry: async () => this.send(to, text),
       expire: () => { this.undelivered(null, to, response) }
     })
     if (held) log.info({ to, status: response.status, callId: response.get('call-id') }, 'sip cluster: response held until Redis is back')
@@ -221,7 +227,7 @@ export class SipProxy {
   }
 
   private reply (id: number, request: SipRequest, status: number, reason: string, extra: Array<[string, string]> = []): void {
-    if (this.options.send(id, localResponse(request, status, reason, this.serverName, extra).toString())) return
+    if (this.send(id, localResponse(request, status, reason, this.serverName, extra).toString())) return
     this.options.log.warn({ id, status, method: request.method, callId: request.get('call-id') }, 'sip: response not delivered: its connection is closed')
   }
 
@@ -240,6 +246,6 @@ export class SipProxy {
       { name: 'Warning', value: `399 - "${problem.replace(/["\\\r\n]/g, ' ')}"` },
       { name: 'Server', value: this.serverName }
     ])
-    this.options.send(id, response.toString())
+    this.send(id, response.toString())
   }
 }

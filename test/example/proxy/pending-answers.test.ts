@@ -41,3 +41,13 @@ test('lastWentTo: whether the last frame went to the connection rather than came
   assert.equal(pending.lastWentTo(4, 100), false, 'its own request')
   assert.equal(pending.lastWentTo(4, 104), true, 'the answer')
 })
+
+test('an answer this node sends in the same millisecond (a synchronous reply, whose frame time is the request\'s) is seen too', () => {
+  const pending = new PendingAnswers()
+  pending.heard(5, true, 100)
+  pending.sent(5, 100)
+  assert.equal(pending.awaits(5, 100), false)
+  assert.equal(pending.lastWentTo(5, 100), true)
+  pending.sent(6, 100)
+  assert.equal(pending.awaits(6, 100), false, 'a connection never heard from is owed nothing')
+})
