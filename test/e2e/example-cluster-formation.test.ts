@@ -1,36 +1,21 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import * as JsSIP from 'jssip'
+import { describe, test } from 'node:test'
 import { SipTraffic } from '../helpers/sip-traffic'
-import { startRedis, type RedisServer } from '../helpers/redis'
-import { reportedSetUp } from '../helpers/set-up'
-import { runExample, type ExampleProcess } from './example-process'
-import { startCrowd, type Crowd } from './jssip-crowd'
+import { clusterScene, traffic as run, wsUrl } from './example-cluster-scene'
+import { runExample } from './example-process'
+import { startCrowd } from './jssip-crowd'
 
 const ROUNDS = 3
 /** How long each round probes: the window issue #19 measured was 612–724 ms, growing with nodeTimeout. */
 const PROBE_MS = 2000
 const INTERVAL_MS = 20
 
-const wsUrl = (node: ExampleProcess): string => node.url.replace(/^http/, 'ws')
-const delay = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 describe('two example nodes started at once, probed both ways from their first connection (JsSIP)', () => {
-  let redis: RedisServer
-  const nodes: ExampleProcess[] = []
-  const crowds: Crowd[] = []
-
-  before(reportedSetUp(async () => {
-    JsSIP.debug.disable()
-    redis = await startRedis()
-  }))
-  after(async () => {
-    for (const crowd of crowds) crowd.close()
-    for (const node of nodes) await node.kill()
-    await redis?.stop()
-  })
+  const scene = clusterScene()
 
   test(`${ROUNDS} rounds: MESSAGE every ${INTERVAL_MS} ms each way for ${PROBE_MS} ms from the moment both listen: every one 200`, { timeout: 120_000 }, async (t) => {
+    const { redis, nodes, crowds } = scene
     const traffic = new SipTraffic()
     for (let round = 0; round < ROUNDS; round++) {
       const [a, b] = await Promise.all([runExample({ REDIS_URL: redis.url }), runExample({ REDIS_URL: redis.url })])
@@ -45,7 +30,7 @@ describe('two example nodes started at once, probed both ways from their first c
       crowds.push(...pair)
       const from = performance.now()
       for (const crowd of pair) crowd.start()
-      await delay(PROBE_MS)
+      await run(PROBE_MS)
       await Promise.all(pair.map(async (crowd) => { await crowd.stop(5000) }))
       const counts = traffic.counts(from)
       const first = traffic.records.find((r) => r.sentAt >= from)

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import * as JsSIP from 'jssip'
+import { describe, test } from 'node:test'
 import { SipTraffic } from '../helpers/sip-traffic'
-import { startRedis, type RedisServer } from '../helpers/redis'
-import { reportedSetUp } from '../helpers/set-up'
-import { clusterFormed, runExample, type ExampleProcess } from './example-process'
-import { startCrowd, type Crowd } from './jssip-crowd'
+import { clusterScene, traffic as run, wsUrl } from './example-cluster-scene'
+import { clusterFormed, runExample } from './example-process'
+import { startCrowd } from './jssip-crowd'
 
 const AGENTS = 20
 const INTERVAL_MS = 200
@@ -17,38 +15,26 @@ const BACK_WITHIN_MS = 2000
 /** Parked requests (users found nowhere while the nodes write their bindings again) wait up to 2 s. */
 const SETTLE_MS = 5000
 
-const wsUrl = (node: ExampleProcess): string => node.url.replace(/^http/, 'ws')
-const delay = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 describe('Redis killed and restarted empty under traffic (20 JsSIP agents on two nodes)', () => {
-  let redis: RedisServer
-  const nodes: ExampleProcess[] = []
-  let crowd: Crowd | undefined
-
-  before(reportedSetUp(async () => {
-    JsSIP.debug.disable()
-    redis = await startRedis()
-  }))
-  after(async () => {
-    crowd?.close()
-    for (const node of nodes) await node.kill()
-    await redis?.stop()
-  })
+  const scene = clusterScene()
 
   test(`an outage of ${OUTAGE_MS} ms: every request answered, 480 only while Redis is away, all 200 again within ${BACK_WITHIN_MS} ms`, { timeout: 120_000 }, async (t) => {
+    const { redis, nodes } = scene
     const env = { REDIS_URL: redis.url }
     nodes.push(await runExample(env), await runExample(env))
     await clusterFormed(nodes, 2)
-    crowd = await startCrowd(nodes.map(wsUrl), AGENTS, INTERVAL_MS)
+    const crowd = await startCrowd(nodes.map(wsUrl), AGENTS, INTERVAL_MS)
+    scene.crowds.push(crowd)
     const { traffic } = crowd
     crowd.start()
-    await delay(STEADY_MS)
+    await run(STEADY_MS)
     const downAt = performance.now()
     await redis.kill()
-    await delay(OUTAGE_MS)
+    await run(OUTAGE_MS)
     await redis.restart()
     const backAt = performance.now()
-    await delay(STEADY_MS + BACK_WITHIN_MS)
+    await run(STEADY_MS + BACK_WITHIN_MS)
     await crowd.stop(SETTLE_MS)
 
     const before = traffic.counts(0, downAt)

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import * as JsSIP from 'jssip'
+import { describe, test } from 'node:test'
 import { SipTraffic } from '../helpers/sip-traffic'
-import { startRedis, type RedisServer } from '../helpers/redis'
-import { reportedSetUp } from '../helpers/set-up'
-import { clusterFormed, drainAndRestart, runExample, type ExampleProcess, type LogLine } from './example-process'
-import { startCrowd, type Crowd } from './jssip-crowd'
+import { clusterScene, traffic, wsUrl } from './example-cluster-scene'
+import { clusterFormed, drainAndRestart, runExample, type LogLine } from './example-process'
+import { startCrowd } from './jssip-crowd'
 
 const AGENTS = 20
 const INTERVAL_MS = 200
@@ -15,8 +13,6 @@ const STEADY_MS = 3000
 /** What a request may still take when traffic stops: a parked one waits for its user up to 18 s. */
 const SETTLE_MS = 20_000
 
-const wsUrl = (node: ExampleProcess): string => node.url.replace(/^http/, 'ws')
-const delay = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** Why each node answered 480 itself, counted from its log (`sip: 480 Temporarily Unavailable`). */
 function unavailableWhy (lines: LogLine[]): Record<string, number> {
@@ -26,33 +22,22 @@ function unavailableWhy (lines: LogLine[]): Record<string, number> {
 }
 
 describe('a rolling restart of both nodes under traffic (20 JsSIP agents given both nodes\' URLs)', () => {
-  let redis: RedisServer
-  const nodes: ExampleProcess[] = []
-  let crowd: Crowd | undefined
-
-  before(reportedSetUp(async () => {
-    JsSIP.debug.disable()
-    redis = await startRedis()
-  }))
-  after(async () => {
-    crowd?.close()
-    for (const node of nodes) await node.kill()
-    await redis?.stop()
-  })
+  const scene = clusterScene()
 
   test(`SIGTERM node A (drain ${DRAIN_MS} ms), start it again, then B: ≥ 99.5% 200, no 404, every request answered`, { timeout: 240_000 }, async (t) => {
-    const env = { REDIS_URL: redis.url, DRAIN_MS: String(DRAIN_MS) }
+    const { nodes } = scene
+    const env = { REDIS_URL: scene.redis.url, DRAIN_MS: String(DRAIN_MS) }
     let a = await runExample(env)
     let b = await runExample(env)
     nodes.push(a, b)
     await clusterFormed([a, b], 2)
-    crowd = await startCrowd([wsUrl(a), wsUrl(b)], AGENTS, INTERVAL_MS)
+    const crowd = await startCrowd([wsUrl(a), wsUrl(b)], AGENTS, INTERVAL_MS)
+    scene.crowds.push(crowd)
     const spread = crowd.agents.map((agent) => agent.sockets.findIndex((s) => s.history.includes('open')))
     t.diagnostic(`agents on A: ${spread.filter((i) => i === 0).length}, on B: ${spread.filter((i) => i === 1).length}`)
     crowd.start()
-    await delay(STEADY_MS)
+    await traffic(STEADY_MS)
 
-    const { traffic } = crowd
     const phases: Array<() => string> = []
     for (const which of ['A', 'B'] as const) {
       const node = which === 'A' ? a : b
@@ -63,18 +48,18 @@ describe('a rolling restart of both nodes under traffic (20 JsSIP agents given b
       else b = next
       assert.equal(health, 503, `node ${which}'s health route while it drained`)
       await clusterFormed([a, b], 2)
-      await delay(STEADY_MS)
+      await traffic(STEADY_MS)
       const to = performance.now()
-      phases.push(() => `${which}: drained and exited in ${exitedAfter.toFixed(0)} ms (480s it gave: ${JSON.stringify(unavailableWhy(node.lines))}); requests sent from its SIGTERM until it was back and steady: ${SipTraffic.describe(traffic.counts(from, to))}`)
+      phases.push(() => `${which}: drained and exited in ${exitedAfter.toFixed(0)} ms (480s it gave: ${JSON.stringify(unavailableWhy(node.lines))}); requests sent from its SIGTERM until it was back and steady: ${SipTraffic.describe(crowd.traffic.counts(from, to))}`)
     }
     await crowd.stop(SETTLE_MS)
     const counts = crowd.traffic.counts()
     for (const phase of phases) t.diagnostic(phase())
-    t.diagnostic(`whole run: ${traffic.summary()}; 480s by why, new nodes: ${JSON.stringify([a, b].map((n) => unavailableWhy(n.lines)))}`)
+    t.diagnostic(`whole run: ${crowd.traffic.summary()}; 480s by why, new nodes: ${JSON.stringify([a, b].map((n) => unavailableWhy(n.lines)))}`)
     const moves = crowd.agents.flatMap((agent) => agent.moves).sort((x, y) => x - y)
     t.diagnostic(`moves (closed → registered on the other node): ${moves.length}, median ${(moves[Math.floor(moves.length / 2)] ?? 0).toFixed(0)} ms, max ${(moves.at(-1) ?? 0).toFixed(0)} ms`)
     const t0 = crowd.traffic.records[0]?.sentAt ?? 0
-    const unanswered = traffic.unanswered()
+    const unanswered = crowd.traffic.unanswered()
     if (unanswered.length > 0) t.diagnostic(`unanswered: ${unanswered.map((r) => `${r.what} at ${(r.sentAt - t0).toFixed(0)} ms (${r.cause ?? ''})`).join('; ')}`)
     assert.ok(counts.sent > AGENTS * 20, `traffic flowed: ${counts.sent} requests`)
     assert.equal(counts.notFound, 0, 'no 404 to a registered user')

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import * as JsSIP from 'jssip'
+import { describe, test } from 'node:test'
 import { NODE_TIMEOUT } from '../../example/cluster/link'
 import { SipTraffic } from '../helpers/sip-traffic'
-import { startRedis, type RedisServer } from '../helpers/redis'
-import { reportedSetUp } from '../helpers/set-up'
-import { clusterFormed, runExample, type ExampleProcess } from './example-process'
-import { startCrowd, type Crowd } from './jssip-crowd'
+import { clusterScene, traffic as run, wsUrl } from './example-cluster-scene'
+import { clusterFormed, runExample } from './example-process'
+import { startCrowd } from './jssip-crowd'
 
 const PER_NODE = 4
 const INTERVAL_MS = 200
@@ -16,29 +14,13 @@ const STALL_MS = 2 * NODE_TIMEOUT + 1500
 /** The goal: the stalled node's users reachable again this soon after SIGCONT. */
 const BACK_WITHIN_MS = 2000
 
-const wsUrl = (node: ExampleProcess): string => node.url.replace(/^http/, 'ws')
-const delay = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 const users = (name: string): string[] => Array.from({ length: PER_NODE }, (_, i) => `${name}${String(i).padStart(2, '0')}`)
 
 describe('one example node of three SIGSTOPped past 2 × nodeTimeout, then SIGCONT, under traffic (JsSIP)', () => {
-  let redis: RedisServer
-  const nodes: ExampleProcess[] = []
-  const crowds: Crowd[] = []
-
-  before(reportedSetUp(async () => {
-    JsSIP.debug.disable()
-    redis = await startRedis()
-  }))
-  after(async () => {
-    for (const crowd of crowds) crowd.close()
-    for (const node of nodes) {
-      if (node.child.exitCode === null) node.child.kill('SIGCONT')
-      await node.kill()
-    }
-    await redis?.stop()
-  })
+  const scene = clusterScene()
 
   test(`node C stalled ${STALL_MS} ms: 0 failures between A and B, during or after; C's users reachable within ${BACK_WITHIN_MS} ms of SIGCONT`, { timeout: 120_000 }, async (t) => {
+    const { redis, nodes, crowds } = scene
     const [a, b, c] = await Promise.all([0, 1, 2].map(async () => await runExample({ REDIS_URL: redis.url })))
     nodes.push(a, b, c)
     await clusterFormed(nodes, 3)
@@ -51,14 +33,14 @@ describe('one example node of three SIGSTOPped past 2 × nodeTimeout, then SIGCO
     const probes = await startCrowd([wsUrl(a)], 2, INTERVAL_MS / 2, { name: 'p', targets: () => users('c'), traffic: toStalled })
     crowds.push(onA, onB, onC, probes)
     for (const crowd of [onA, onB, probes]) crowd.start()
-    await delay(STEADY_MS)
+    await run(STEADY_MS)
 
     const stoppedAt = performance.now()
     c.child.kill('SIGSTOP')
-    await delay(STALL_MS)
+    await run(STALL_MS)
     c.child.kill('SIGCONT')
     const resumedAt = performance.now()
-    await delay(STEADY_MS + BACK_WITHIN_MS)
+    await run(STEADY_MS + BACK_WITHIN_MS)
     await Promise.all([onA, onB, probes].map(async (crowd) => { await crowd.stop(5000) }))
 
     const firstBack = toStalled.records.find((r) => r.sentAt >= resumedAt && r.status === 200)
