@@ -64,6 +64,12 @@ export class Outcomes {
     this.log.debug({ ...facts, outcome: 'absorbed' }, `sip: ${what} absorbed`)
   }
 
+  /** The message waits (a request parked for a moving user, a response held while Redis is away): what becomes of it is logged when it goes or expires. */
+  waiting (what: string, facts: MessageFacts, level: 'debug' | 'info' = 'debug'): void {
+    this.sent()
+    this.log[level]({ ...facts, outcome: 'waiting' }, `sip: ${what}`)
+  }
+
   /** Nothing goes further: one line naming why. */
   dropped (reason: string, facts: MessageFacts, level: 'info' | 'warn' = 'info'): void {
     this.sent()

@@ -27,6 +27,15 @@ export interface RemoteBinding {
   local: ConnectionLocal | null
 }
 
+/**
+ * A user with no binding now whose UA is moving to another node of a cluster (its node drains): a request
+ * for it waits for its registration there, until `movingUntil` (ms), rather than getting 404.
+ */
+export interface MovingUser {
+  aor: string
+  movingUntil: number
+}
+
 /** Told of the bindings a UA makes and removes (cluster mode writes them through to Redis). */
 export interface RegistrarListener {
   /** A binding was made or refreshed. */
@@ -176,4 +185,14 @@ export class Registrar {
  */
 export function contactKey (uri: SipUri): string {
   return `${uri.user ?? ''}@${uri.host.toLowerCase()}${uri.port === null ? '' : `:${uri.port}`}`
+}
+
+/**
+ * The RFC 5626 flow a binding stands for (§6: `+sip.instance` and `reg-id` together), or null for a UA
+ * that names none. JsSIP and SIP.js send both; a new registration of the same flow replaces the old one.
+ */
+export function flowKey (params: Params): string | null {
+  const instance = params.get('+sip.instance')
+  if (instance === undefined || instance === null) return null
+  return `${instance}#${params.get('reg-id') ?? ''}`
 }

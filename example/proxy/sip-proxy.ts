@@ -12,6 +12,8 @@ import { isOwnRoute } from './own-route'
 import type { ProxyVia } from './proxy-via'
 import { DEFAULT_EXPIRES, register } from './register'
 import type { Registrar } from './registrar'
+import type { Parking } from './parking'
+import { PendingAnswers } from './pending-answers'
 import { Relay, type CoreSide, type Locations } from './relay'
 import { takeOwnRoutes } from './route-set'
 
@@ -30,12 +32,16 @@ export interface SipProxyOptions {
   locations: Locations | null
   /** What became of each message; shared with the core's side, whose sends count for it too. */
   outcomes?: Outcomes
+  /** Where requests for users moving between nodes wait, in a cluster. */
+  parking?: Parking | null
   /** Longest registration granted, in seconds (RFC 3261 §10.3 step 7 lets a registrar shorten it). */
   maxExpires?: number
   serverName?: string
 }
 
 export const SERVER_NAME = 'fastify-sip-ws example'
+/** How long a response for another node's connection is held while Redis is away (ms). */
+export const RESPONSE_HOLD_MS = 5000
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE'
 /** Methods the edge knows (it relays them) but does not take as the target itself: 405, not 501. */
 const KNOWN = new Set([...ALLOW.split(', '), 'PUBLISH'])
@@ -58,10 +64,13 @@ const KNOWN = new Set([...ALLOW.split(', '), 'PUBLISH'])
  */
 export class SipProxy {
   private readonly relay: Relay
+  /** Whether each connection may still be owed an answer: a drain waits for it. */
+  private readonly pending = new PendingAnswers()
   private readonly maxExpires: number
   private readonly serverName: string
   private readonly outcomes: Outcomes
   private readonly localAnswers = new LocalAnswers()
+  /** Every send of the proxy: it is an outcome of the message handled, and tells `pending` something went to a connection of this node. */
   private readonly send: (id: number, data: string | Buffer) => boolean
 
   constructor (private readonly options: SipProxyOptions) {
@@ -69,9 +78,10 @@ export class SipProxy {
     this.serverName = options.serverName ?? SERVER_NAME
     const outcomes = this.outcomes = options.outcomes ?? new Outcomes(options.log)
     this.send = (id, data) => {
-      const sent = options.send(id, data)
-      if (sent) outcomes.sent()
-      return sent
+      if (!options.send(id, data)) return false
+      outcomes.sent()
+      if (options.connections.has(id)) this.pending.sent(id)
+      return true
     }
     this.relay = new Relay({ ...options, send: this.send, outcomes, reply: (id, request, status, reason, why, extra) => { this.reply(id, request, status, reason, why, extra) } })
   }
@@ -82,12 +92,38 @@ export class SipProxy {
 
   closed (id: number): string[] {
     this.options.connections.delete(id)
+    this.pending.closed(id)
     const aors = this.options.registrar.dropConnection(id)
-    if (aors.length > 0) {
-      this.options.locations?.closed(id)
-      this.options.log.info({ id, aors }, 'sip: bindings dropped with their connection')
-    }
+    // Also when its bindings moved out before (a drain): the cluster forgets the connection either way.
+    this.options.locations?.closed(id)
+    if (aors.length > 0) this.options.log.info({ id, aors }, 'sip: bindings dropped with their connection')
     return aors
+  }
+
+  /**
+   * The connection is about to be closed because this node drains: its bindings go now, and in a cluster
+   * they are marked moving, so requests for their users wait for them to register on another node.
+   */
+  moveOut (id: number): string[] {
+    this.options.locations?.moving(id)
+    const aors = this.options.registrar.dropConnection(id)
+    if (aors.length > 0) this.options.log.info({ id, aors }, 'sip: bindings moving out with their connection (drain)')
+    return aors
+  }
+
+  /**
+   * Whether a request of this connection may still be answered: it is waiting for a moving user, or
+   * nothing went to the connection since it came (`lastFrameAt`, ms: the plugin's `lastUsed`), so its
+   * answer, from this node or another, is on its way. A drain does not close a connection meanwhile.
+   */
+  awaitsAnswer (id: number, lastFrameAt: number): boolean {
+    const { parking } = this.options
+    return (parking?.holds(id) ?? false) || this.pending.awaits(id, lastFrameAt, parking?.releasedAt(id))
+  }
+
+  /** Whether the last frame over the connection (at `lastFrameAt`) went to it: an answer, say. */
+  lastWentTo (id: number, lastFrameAt: number): boolean {
+    return this.pending.lastWentTo(id, lastFrameAt)
   }
 
   /**
@@ -109,6 +145,7 @@ export class SipProxy {
       return
     }
     try {
+      this.pending.heard(id, message.kind === 'request' && message.method !== 'ACK')
       if (message.kind === 'response') {
         this.routeResponse(id, message)
         return
@@ -213,11 +250,33 @@ export class SipProxy {
       this.options.core?.responseToCore(response)
       return
     }
-    if (!this.send(popped.source, response.payload())) {
-      this.outcomes.dropped('the connection it is for is gone', { ...facts, to: popped.source })
+    const payload = response.payload()
+    const to = popped.source
+    if (this.send(to, payload)) {
+      this.options.log.debug({ ...facts, to }, 'sip: relayed response')
       return
     }
-    this.options.log.debug({ ...facts, to: popped.source }, 'sip: relayed response')
+    if (this.options.connections.has(to) || !this.holdResponse(to, response, payload)) this.outcomes.dropped('the connection it is for is gone', { ...facts, to }, 'warn')
+  }
+
+  /**
+   * A response for a connection of another node, while Redis (its way there) is away: held and sent again
+   * until it goes, for RESPONSE_HOLD_MS, so its caller is answered late rather than never (a client waits
+   * 32 s for a final response).
+   */
+  private holdResponse (to: number, response: SipResponse, payload: string | Buffer): boolean {
+    const { parking } = this.options
+    const facts = factsOf(response, 'from-ws', { to })
+    const held = parking != null && parking.hold({
+      source: to,
+      message: response,
+      aor: '',
+      until: Date.now() + RESPONSE_HOLD_MS,
+      retry: async () => this.send(to, payload),
+      expire: () => { this.outcomes.dropped('its connection on another node was not reached before the hold ended', facts, 'warn') }
+    })
+    if (held) this.outcomes.waiting('response held until Redis is back', facts, 'info')
+    return held
   }
 
   private refuse (id: number, request: SipRequest, refusal: Refusal): void {
@@ -238,7 +297,9 @@ export class SipProxy {
       this.outcomes.refused(status, why, facts)
       if (request.method === 'INVITE') this.localAnswers.answered(LocalAnswers.key(String(id), request))
     }
-    this.send(id, localResponse(request, status, reason, this.serverName, extra, why).payload())
+    if (!this.send(id, localResponse(request, status, reason, this.serverName, extra, why).payload())) {
+      this.options.log.warn({ ...facts, answer: status }, 'sip: answer not delivered: its connection is closed')
+    }
   }
 
   /**

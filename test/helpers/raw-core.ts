@@ -147,7 +147,7 @@ export async function bridgeEdge (core: RawCore, log: Logger, options: BridgeEdg
   const edge = await startSipApp(async (app: FastifyInstance, connections) => {
     const via = new ProxyVia(randomBytes(32))
     const outcomes = new Outcomes(log)
-    const locations = redis === null ? null : new ClusterLocations(new RedisBindings(redis, 'sipws', app.wsCluster.instance), app.wsCluster, connections, 3000, log)
+    const locations = redis === null ? null : new ClusterLocations(new RedisBindings(redis, 'sipws', app.wsCluster.instance), app.wsCluster, connections, log)
     const send = (id: number, data: string | Buffer): boolean => app.wsSend(id, data)
     const bridge = new CoreBridge({
       core: { transport: 'udp', host: core.host, port: core.port },

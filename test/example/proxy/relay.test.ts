@@ -185,7 +185,7 @@ describe('relaying in a cluster: a binding on another node, and Redis away', () 
     client = new IORedis(redis.url)
     nodeB = await startApp({ subProtocols: ['sip'], cluster: { redis: redis.url } })
     nodeA = await relayEdge(log, (app, connections) => {
-      const locations = new ClusterLocations(new RedisBindings(client, 'sipws', app.wsCluster.instance), app.wsCluster, connections, 3000, log)
+      const locations = new ClusterLocations(new RedisBindings(client, 'sipws', app.wsCluster.instance), app.wsCluster, connections, log)
       return { registrar: new Registrar(32, Date.now, locations), via: new ProxyVia(randomBytes(32)), core: null, locations }
     }, { cluster: { redis: redis.url } })
     await until(() => nodeA.app.wsCluster.nodes().some((n) => n.instance === nodeB.app.wsCluster.instance), 10_000, () => 'node A to hear node B')
@@ -228,7 +228,7 @@ describe('relaying in a cluster: a binding on another node, and Redis away', () 
     const away = new IORedis(redis.url, { lazyConnect: true, enableOfflineQueue: false })
     const { log: awayLog, next: awayNext } = recordedLog()
     const edge = await relayEdge(awayLog, (app, connections) => {
-      const locations = new ClusterLocations(new RedisBindings(away, 'sipws', app.wsCluster.instance), app.wsCluster, connections, 3000, awayLog)
+      const locations = new ClusterLocations(new RedisBindings(away, 'sipws', app.wsCluster.instance), app.wsCluster, connections, awayLog)
       return { registrar: new Registrar(), via: new ProxyVia(randomBytes(32)), core: null, locations }
     }, { cluster: { redis: redis.url } })
     try {

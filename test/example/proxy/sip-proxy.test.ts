@@ -196,7 +196,7 @@ describe('the proxy in a cluster: a REGISTER is answered once Redis holds its bi
     redis = await startRedis()
     client = new IORedis(redis.url)
     edge = await startSipApp((app, connections) => {
-      const locations = new ClusterLocations(new RedisBindings(client, 'sipws', app.wsCluster.instance), app.wsCluster, connections, 3000, log)
+      const locations = new ClusterLocations(new RedisBindings(client, 'sipws', app.wsCluster.instance), app.wsCluster, connections, log)
       const registrar = new Registrar(32, Date.now, locations)
       return new SipProxy({ send: (id, data) => app.wsSend(id, data), log, registrar, via: new ProxyVia(randomBytes(32)), connections, core: null, locations })
     }, { cluster: { redis: redis.url } })
@@ -213,6 +213,7 @@ describe('the proxy in a cluster: a REGISTER is answered once Redis holds its bi
     const other = new RedisBindings(client, 'sipws', 'another-node')
     assert.equal(asResponse(await dave.register()).status, 200)
     const found = await other.find(parseUri('sip:dave@example.test') ?? assert.fail())
+    assert.ok(found !== null && 'node' in found)
     assert.equal(found?.connectionId, dave.idIn(edge.app))
     assert.equal(found?.local?.localPort, edge.port)
     await dave.close()
