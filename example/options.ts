@@ -21,6 +21,12 @@ export interface ExampleOptions {
   /** The edge's own SIP address towards the core (env SIP_LISTEN); port 0 picks one. */
   sipListen?: string
   /**
+   * `IP:PORT`: the address the core must use to reach the edge, when it is not SIP_LISTEN's (a NAT, a
+   * container's published port, a relay): what the edge writes in its Via, Path and Record-Route (env
+   * SIP_ADVERTISE, Kamailio's `advertise`). Under WORKERS, worker i advertises PORT + i.
+   */
+  sipAdvertise?: string
+  /**
    * A `redis://` URL (env REDIS_URL): this server becomes a node of the cluster that Redis holds, the
    * plugin's `cluster` option, with the registrar's bindings and the Via and flow-token keys shared there.
    */
@@ -56,6 +62,7 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): ExampleOptions & { host
     rpcToken: env.RPC_TOKEN === undefined || env.RPC_TOKEN === '' ? undefined : env.RPC_TOKEN,
     sipCore,
     sipListen: workerSipListen(nonEmpty(env.SIP_LISTEN) ?? (sipCore === undefined ? undefined : DEFAULT_SIP_LISTEN), env[WORKER_INDEX]),
+    sipAdvertise: workerSipAdvertise(nonEmpty(env.SIP_ADVERTISE), env[WORKER_INDEX]),
     redisUrl
   }
 }
@@ -75,6 +82,12 @@ function workerSipListen (listen: string | undefined, index: string | undefined)
   return address.port === 0 ? listen : formatSipAddress({ ...address, port: address.port + Number(index) })
 }
 
+function workerSipAdvertise (advertise: string | undefined, index: string | undefined): string | undefined {
+  if (advertise === undefined || index === undefined || index === '0') return advertise
+  const address = parseSipAddress(`udp:${advertise}`, 'sipAdvertise (SIP_ADVERTISE)')
+  return formatSipAddress({ ...address, port: address.port + Number(index) }).slice('udp:'.length)
+}
+
 function milliseconds (env: NodeJS.ProcessEnv, name: string): number | undefined {
   const text = env[name]
   if (text === undefined || text === '') return undefined
@@ -84,12 +97,17 @@ function milliseconds (env: NodeJS.ProcessEnv, name: string): number | undefined
 }
 
 /**
- * The core and the edge's address towards it (SIP_CORE, SIP_LISTEN), or null with no core. Checked before
- * anything starts: a SIP_LISTEN without SIP_CORE is a mistake, not a setting.
+ * The core, the edge's address towards it and the one it advertises (SIP_CORE, SIP_LISTEN,
+ * SIP_ADVERTISE), or null with no core. Checked before anything starts: a SIP_LISTEN or SIP_ADVERTISE
+ * without SIP_CORE is a mistake, not a setting.
  */
-export function sipAddresses (opts: ExampleOptions): { core: SipAddress, listen: SipAddress } | null {
-  if (opts.sipListen !== undefined && opts.sipCore === undefined) throw new Error('sipListen (SIP_LISTEN) is the edge\'s address towards a core: set sipCore (SIP_CORE) too')
+export function sipAddresses (opts: ExampleOptions): { core: SipAddress, listen: SipAddress, advertise: SipAddress | null } | null {
+  for (const [value, name] of [[opts.sipListen, 'sipListen (SIP_LISTEN)'], [opts.sipAdvertise, 'sipAdvertise (SIP_ADVERTISE)']] as const) {
+    if (value !== undefined && opts.sipCore === undefined) throw new Error(`${name} is the edge's address towards a core: set sipCore (SIP_CORE) too`)
+  }
   if (opts.sipCore === undefined) return null
   const core = parseSipAddress(opts.sipCore, 'sipCore (SIP_CORE)')
-  return { core, listen: parseSipAddress(opts.sipListen ?? DEFAULT_SIP_LISTEN, 'sipListen (SIP_LISTEN)') }
+  const listen = parseSipAddress(opts.sipListen ?? DEFAULT_SIP_LISTEN, 'sipListen (SIP_LISTEN)')
+  const advertise = opts.sipAdvertise === undefined ? null : parseSipAddress(`${listen.transport}:${opts.sipAdvertise}`, 'sipAdvertise (SIP_ADVERTISE)')
+  return { core, listen, advertise }
 }

@@ -1,62 +1,91 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WsCluster } from '../../lib'
 import type { ConnectionLocal } from '../proxy/connection-local'
-import type { Binding, RegistrarListener, RemoteBinding } from '../proxy/registrar'
+import type { Binding, MovingUser, RegistrarListener, RemoteBinding } from '../proxy/registrar'
 import type { Locations } from '../proxy/relay'
 import { parseUri, type SipUri } from '../sip/uri'
-import type { RedisBindings } from './redis-bindings'
+import type { BoundConnection, RedisBindings } from './redis-bindings'
 
 /** What the proxy uses of `app.wsCluster`. */
-export type ClusterPeers = Pick<WsCluster, 'instance' | 'nodes' | 'send'>
+export type ClusterPeers = Pick<WsCluster, 'instance' | 'send' | 'close'>
+
+/** How long users wait: moving between nodes, and while the nodes write their bindings again. */
+export interface LocationTiming {
+  /**
+   * How long a user whose connection is leaving in a drain stays "moving": requests for it wait that long
+   * for its registration on another node (ms). Counted from when its connection starts leaving, which may
+   * be up to 8 s before it closes (example/drain.ts); JsSIP then waits 2 s before it reconnects, and 2–4 s
+   * more when its first try finds the draining node: a UA moves in 2–8 s.
+   */
+  movingMs: number
+  /**
+   * After Redis came back (maybe empty), a user found nowhere may be one whose node has not written its
+   * bindings again yet (each does within a second): for this long (ms) requests for it wait as for a
+   * moving user, rather than get 404.
+   */
+  rebuildMs: number
+  /** Told when a binding is made here: requests waiting for that user may go now. */
+  registeredHere: (aor: string) => void
+}
+
+export const LOCATION_TIMING: LocationTiming = { movingMs: 18000, rebuildMs: 2000, registeredHere: () => {} }
+
+/** RFC 5626 §6: a flow replaced by a new registration of its UA is closed with this. */
+const FLOW_REPLACED = { code: 1000, reason: 'flow replaced by a new registration' }
 
 /**
- * Thrown when a binding's node cannot be told alive or dead yet: the proxy answers 480 (or hands the
- * request to the core, when there is one), not 404.
- */
-export class NodeNotKnownYet extends Error {}
-
-/**
- * The proxy's view of the cluster: the bindings of every node (Redis), the live nodes (the plugin's
- * heartbeats), and confirmed sends to connections on other nodes. As the registrar's listener it writes
- * this node's bindings through, each with the local side of its connection.
+ * The proxy's view of the cluster: the bindings of every node (Redis), and confirmed sends to connections
+ * on other nodes. As the registrar's listener it writes this node's bindings through, each with the local
+ * side of its connection.
  *
- * A binding read from Redis whose node is gone is stale: its node died before it could remove it, and no
- * `cluster:node-down` purged it (every node was down, or this one was). It is purged when found, and the
- * lookup answered as if it was not there. Only once this node has been up, and Redis reachable, for
- * `nodeTimeout`, though: before that it may not have heard every live node's heartbeat yet.
+ * Redis is the truth, never this node's view of the others: a binding is relayed to whichever node it
+ * names (a node that started a moment ago included), and only the owner's answer, or Redis saying its
+ * lease is gone, removes it. A binding whose connection this node is closing for a drain is not removed
+ * but marked moving (`movingMs`), so that requests for its user wait for its registration elsewhere.
  */
 export class ClusterLocations implements Locations, RegistrarListener {
   private lastWrite: Promise<void> = Promise.resolve()
-  /** Since when the live nodes are known: start-up, then each time Redis came back. */
-  private since: number
+  /** Connections this node is closing for a drain: their bindings move rather than go. */
+  private readonly leaving = new Set<number>()
+  private readonly timing: LocationTiming
+  /** Until when the nodes may still be writing their bindings again, after Redis came back. */
+  private rebuildingUntil = 0
 
   constructor (
     private readonly bindings: RedisBindings,
     private readonly peers: ClusterPeers,
     private readonly connections: ReadonlyMap<number, ConnectionLocal>,
-    private readonly nodeTimeout: number,
     private readonly log: FastifyBaseLogger,
-    private readonly now: () => number = Date.now
+    timing: Partial<LocationTiming> = {}
   ) {
-    this.since = now()
+    this.timing = { ...LOCATION_TIMING, ...timing }
   }
 
-  /** Redis is back: nodes that started while it was away are heard from only within `nodeTimeout`. */
+  /** Redis is back, maybe empty: the other nodes are writing their bindings again. */
   redisBack (): void {
-    this.since = this.now()
+    this.rebuildingUntil = Date.now() + this.timing.rebuildMs
   }
 
   // ---- this node's bindings, written through --------------------------------------------------------
 
   saved (binding: Binding): void {
-    this.write('binding', this.bindings.put(binding, this.connections.get(binding.connectionId)), binding)
+    const put = this.bindings.put(binding, this.connections.get(binding.connectionId))
+    this.write('binding', put.then((replaced) => { if (replaced !== null) this.closeReplaced(binding, replaced) }), binding)
+    this.timing.registeredHere(binding.aor)
   }
 
   removed (binding: Binding): void {
-    this.write('removal', this.bindings.remove(binding), binding)
+    const moving = this.leaving.has(binding.connectionId) ? this.timing.movingMs : 0
+    this.write(moving > 0 ? 'move' : 'removal', this.bindings.remove(binding, undefined, moving), binding)
+  }
+
+  /** The connection will close because this node drains: its bindings, dropped from now on, move. */
+  moving (connectionId: number): void {
+    this.leaving.add(connectionId)
   }
 
   closed (connectionId: number): void {
+    this.leaving.delete(connectionId)
     this.write('connection record removal', this.bindings.closed(connectionId))
   }
 
@@ -69,7 +98,7 @@ export class ClusterLocations implements Locations, RegistrarListener {
     await this.lastWrite
   }
 
-  /** Writes every binding of this node again, after Redis came back (maybe empty). */
+  /** Writes every binding of this node again: Redis came back (maybe empty), or others counted it gone. */
   resync (bindings: Iterable<Binding>): number {
     let count = 0
     for (const binding of bindings) {
@@ -85,26 +114,39 @@ export class ClusterLocations implements Locations, RegistrarListener {
     })
   }
 
+  /** RFC 5626 §6: the UA registered the same flow over another connection, so the old one is done. */
+  private closeReplaced (binding: Binding, old: BoundConnection): void {
+    this.log.info({ aor: binding.aor, id: binding.connectionId, replaced: old.connectionId, node: old.node }, 'sip cluster: flow replaced by a new registration; closing the old connection')
+    this.peers.close(old.connectionId, FLOW_REPLACED.code, FLOW_REPLACED.reason).catch((err: unknown) => {
+      this.log.info({ err, replaced: old.connectionId, node: old.node }, 'sip cluster: replaced flow not closed (its node will drop it with its connection)')
+    })
+  }
+
   // ---- other nodes' bindings ------------------------------------------------------------------------
 
   /**
-   * The live binding a Request-URI names on another node, or null. Rejects when Redis cannot be asked
-   * (or the binding's node is not known yet): the proxy then answers 480 (or asks the core), since the
-   * user may be there.
+   * The live binding a Request-URI names on another node, whether its user is moving there, or null.
+   * Just after Redis came back, a user found nowhere is taken for moving: its node may not have written
+   * its bindings again yet. Rejects when Redis cannot be asked: the proxy then answers 480 (or asks the
+   * core), since the user may be there.
    */
-  async find (ruri: SipUri): Promise<RemoteBinding | null> {
-    // Bounded: each round removes what it found stale.
+  async find (ruri: SipUri): Promise<RemoteBinding | MovingUser | null> {
+    // Bounded: each round removes a stale binding of this node's.
     for (let round = 0; round < 4; round++) {
       const found = await this.bindings.find(ruri)
-      if (found === null) return null
-      const gone = this.nodeGone(found.node)
-      if (!gone && found.node !== this.peers.instance) return found
-      await this.forget(found, gone)
+      if (found === null && Date.now() < this.rebuildingUntil) return { aor: ruri.user ?? '', movingUntil: this.rebuildingUntil }
+      if (found === null || !('node' in found) || found.node !== this.peers.instance) return found
+      // This node's own, which the in-memory registrar (asked first) did not have: its removal failed while
+      // Redis was away.
+      await this.forget(found)
     }
     return null
   }
 
-  /** Purges what a node that went down had written (the `cluster:node-down` hook). */
+  /**
+   * Purges what a node wrote (the `cluster:node-down` hook) unless Redis says it is alive: how many
+   * bindings went, or -1.
+   */
   async purge (node: string): Promise<number> {
     return await this.bindings.purge(node)
   }
@@ -114,31 +156,12 @@ export class ClusterLocations implements Locations, RegistrarListener {
     return await this.bindings.connection(connectionId)
   }
 
-  async send (connectionId: number, text: string): Promise<boolean> {
-    return await this.peers.send(connectionId, text)
+  async send (connectionId: number, data: string | Buffer): Promise<boolean> {
+    return await this.peers.send(connectionId, data)
   }
 
-  /**
-   * Whether `node` is another node known gone; throws while that cannot be told yet. This node's own
-   * bindings found in Redis are stale too, but not gone: the in-memory registrar, asked first, did not
-   * have them (their removal failed while Redis was away).
-   */
-  private nodeGone (node: string): boolean {
-    if (node === this.peers.instance || this.peers.nodes().some((n) => n.instance === node)) return false
-    if (this.now() - this.since < this.nodeTimeout) throw new NodeNotKnownYet(`node ${node} not heard from yet`)
-    return true
-  }
-
-  /**
-   * Drops a binding found stale: all of its node's when that node is gone; else that one (its node said
-   * the connection is gone: its own removal was lost while Redis was away).
-   */
-  async forget (binding: RemoteBinding, gone = this.nodeGone(binding.node)): Promise<void> {
-    if (gone) {
-      const removed = await this.bindings.purge(binding.node)
-      this.log.info({ node: binding.node, removed }, 'sip cluster: bindings of a node that is gone purged')
-      return
-    }
+  /** Drops one binding its node said has no open connection behind it (or this node's own, stale). */
+  async forget (binding: RemoteBinding): Promise<void> {
     const parsed = parseUri(binding.uri)
     if (parsed !== null) await this.bindings.remove({ aor: binding.aor, connectionId: binding.connectionId, parsed }, binding.node)
   }

@@ -1,45 +1,50 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionLocal } from '../proxy/connection-local'
-import { isOwnRoute, wsFacingRoute } from '../proxy/own-route'
+import { LocalAnswers } from '../proxy/local-answers'
+import { Recent } from '../proxy/recent'
+import { factsOf, Outcomes, type MessageFacts } from '../proxy/outcome'
+import { wsFacingRoute } from '../proxy/own-route'
 import type { ProxyVia } from '../proxy/proxy-via'
 import type { Registrar } from '../proxy/registrar'
+import { toStrictNextHop } from '../proxy/route-set'
 import { hostPort, type SipAddress, type SipPeer } from '../sip/address'
 import { splitList, withOptionTags } from '../sip/headers'
-import { sameHost } from '../sip/host'
-import { parseSip, type SipRequest, type SipResponse } from '../sip/message'
+import { isGroupAddress, sameHost } from '../sip/host'
+import type { SipRequest, SipResponse } from '../sip/message'
+import { parseSip } from '../sip/parse'
 import { localResponse } from '../sip/reply'
-import { parseUri, topRoute, type SipUri } from '../sip/uri'
-import { decrementMaxForwards, startsDialog, validate } from '../sip/validate'
-import { markReceived, topVia, viaTarget } from '../sip/via'
+import type { SipUri } from '../sip/uri'
+import { checkRequest, checkResponse, startsDialog } from '../sip/validate'
+import { markReceived, parseVia, topVia, viaTarget } from '../sip/via'
+import { ClientTransactions, DEFAULT_TIMERS, type SipTimers } from './client-transactions'
+import { FlowRelay, type RemoteFlows } from './flow-relay'
 import { FlowTokens } from './flow-token'
 import { RegisterMirror } from './register-mirror'
 import { CoreTransactions } from './transactions'
 import { CoreTransport } from './transport'
-
-/** The flows (WebSocket connections) of the other nodes of a cluster (cluster/locations.ts). */
-export interface RemoteFlows {
-  /** The local side of a connection on any node, as recorded with its bindings; null when none is. */
-  connection: (connectionId: number) => Promise<ConnectionLocal | null>
-  /** A confirmed send to a connection of any node: false when it is gone. */
-  send: (connectionId: number, text: string) => Promise<boolean>
-}
 
 export interface CoreBridgeOptions {
   /** Where requests towards the SIP side go: the edge's only next hop there. */
   core: SipAddress
   /** The edge's own SIP address towards the core (port 0 picks one). */
   listen: SipAddress
+  /** The address the core reaches the edge at, when it is not `listen`'s (SIP_ADVERTISE); null: `listen`. */
+  advertise?: SipAddress | null
   via: ProxyVia
   tokenKey: Buffer
   registrar: Registrar
   /** The open WebSocket connections' local sides (the proxy writes them). */
   connections: ReadonlyMap<number, ConnectionLocal>
-  /** Writes to a WebSocket connection; false when it is gone or closing. */
-  sendWs: (id: number, text: string) => boolean
+  /** Writes to a WebSocket connection (text, or binary when not UTF-8); false when it is gone or closing. */
+  sendWs: (id: number, data: string | Buffer) => boolean
   log: FastifyBaseLogger
   serverName: string
   /** In a cluster: reaches flows that are connections of other nodes; null alone. */
   remote: RemoteFlows | null
+  /** What became of each message; shared with the proxy, so the sends here count for its messages too. */
+  outcomes?: Outcomes
+  /** T1 and T2 of the retransmissions towards the core (tests shorten them). */
+  timers?: SipTimers
 }
 
 /** RFC 3261 §18.1.1: a UDP request over 1300 bytes (the path MTU is unknown) goes over TCP instead. */
@@ -51,25 +56,47 @@ export const UDP_LIMIT = 1300
  *
  * - a REGISTER goes to the core with `Path: <sip:TOKEN@edge;lr;ob>`, the token naming the connection;
  * - a request from a client goes to the core, record-routed twice (one route facing the WebSocket side,
- *   one facing the core with the token, as Kamailio's double record-route);
- * - a request from the core carries that token in its top Route and is written to that connection, or
- *   answered 430 Flow Failed when it is gone and 403 when the token is not ours;
- * - responses go back by Via, statelessly; UDP retransmissions from the core are absorbed.
- *
- * In a cluster, tokens and connection ids are cluster-wide: a request from the core whose token names a
- * connection of another node (the core sent it to a SIP address the nodes share) goes there with a
- * confirmed `wsCluster.send`, and a route with any node's token is a route of this edge.
+ *   one facing the core with the token, as Kamailio's double record-route), and over UDP the edge
+ *   retransmits it and answers 408 for a core that stays silent (client-transactions.ts);
+ * - a request from the core carries that token in a Route (flow-relay.ts);
+ * - responses go back by Via; UDP retransmissions from the core are absorbed, 100 Trying is not
+ *   forwarded (RFC 3261 §16.7 step 3: it is hop by hop).
  */
 export class CoreBridge {
   private readonly tokens: FlowTokens
   private readonly transactions = new CoreTransactions()
+  private readonly clients: ClientTransactions
   private readonly mirror: RegisterMirror
   private readonly transport: CoreTransport
+  private readonly outcomes: Outcomes
+  private readonly flows: FlowRelay
+  /** INVITEs from the core the edge answered with a final error: their ACKs stop here. */
+  private readonly answers = new LocalAnswers()
+  /** How each INVITE went to the core, by the branch of the edge's Via: its CANCEL and ACK go the same way. */
+  private readonly inviteTransports = new Recent<string>(64 * 500)
+  /** Writes to a WebSocket connection; a write counts as the outcome of the message being handled. */
+  private readonly sendWs: (id: number, data: string | Buffer) => boolean
 
   constructor (private readonly options: CoreBridgeOptions) {
+    const outcomes = this.outcomes = options.outcomes ?? new Outcomes(options.log)
     this.tokens = new FlowTokens(options.tokenKey)
     this.mirror = new RegisterMirror(options.registrar, options.log)
     this.transport = new CoreTransport({ listen: options.listen, log: options.log, onMessage: (data, source) => { this.fromCore(data, source) } })
+    this.clients = new ClientTransactions((bytes, target) => { this.transport.send(bytes, target) }, options.timers ?? DEFAULT_TIMERS)
+    const sendWs = this.sendWs = (id: number, data: string | Buffer): boolean => {
+      const sent = options.sendWs(id, data)
+      if (sent) outcomes.sent()
+      return sent
+    }
+    this.flows = new FlowRelay({
+      ...options,
+      sendWs,
+      tokens: this.tokens,
+      outcomes,
+      coreFacingHost: () => this.coreFacingHost(),
+      isCoreFacing: (uri) => this.isCoreFacing(uri),
+      reply: (request, status, reason, why, extra) => { this.reply(request, status, reason, why, extra) }
+    })
   }
 
   /** Where requests towards the SIP side go. */
@@ -88,6 +115,7 @@ export class CoreBridge {
   }
 
   async close (): Promise<void> {
+    this.clients.close()
     await this.transport.close()
   }
 
@@ -95,13 +123,19 @@ export class CoreBridge {
 
   /** A Route URI the edge made facing the core: its own SIP address, or a flow token of any node. */
   namesEdge (uri: SipUri): boolean {
-    return this.isCoreFacing(uri) || this.hasToken(uri)
+    return this.isCoreFacing(uri) || this.flows.hasToken(uri)
   }
 
-  /** A client's request (Max-Forwards already counted) on its way to the core. */
-  toCore (id: number, request: SipRequest): void {
+  /**
+   * A client's request (Max-Forwards already counted, the edge's own Routes gone) on its way to the
+   * core. `timedOut` gets it back, the edge's Via off again, when the core never answers.
+   */
+  toCore (id: number, request: SipRequest, timedOut: (request: SipRequest) => void): void {
     const ws = this.options.connections.get(id)
-    if (ws === undefined) return
+    if (ws === undefined) {
+      this.outcomes.dropped('its connection closed before it was sent', factsOf(request, 'from-ws', { id }))
+      return
+    }
     if (request.method === 'REGISTER') {
       request.prepend('Path', `<sip:${this.tokens.make(id)}@${this.coreFacingHost()};lr;ob>`)
       request.set('Supported', withOptionTags(request.get('supported'), ['path', 'outbound']))
@@ -110,208 +144,200 @@ export class CoreBridge {
       request.prepend('Record-Route', wsFacingRoute(ws))
       request.prepend('Record-Route', `<sip:${this.tokens.make(id)}@${this.coreFacingHost()};lr;r2=on>`)
     }
-    this.sendRequest(request, id)
+    toStrictNextHop(request)
+    this.sendRequest(request, id, timedOut)
   }
 
   /** A client's response to a request the core sent (its Via of ours already popped): back by Via. */
   responseToCore (response: SipResponse): void {
+    const facts = factsOf(response, 'from-ws')
     const via = topVia(response)
     if (via === null) {
-      this.options.log.info({ status: response.status }, 'sip core: response with no Via for the core dropped')
+      this.outcomes.dropped('no Via for the core under the edge\'s', facts)
       return
     }
-    const text = response.toString()
+    if (response.status === 100) {
+      // The edge sent the core its own 100 Trying already (flow-relay.ts).
+      this.outcomes.absorbed('100 Trying', facts)
+      return
+    }
+    const target = viaTarget(via)
+    if (isGroupAddress(target.address)) {
+      this.outcomes.dropped(`its next Via names a group address (${target.address})`, facts, 'warn')
+      return
+    }
+    const bytes = response.toBuffer()
     const key = CoreTransactions.key(response)
-    if (key !== null) this.transactions.answered(key, text)
-    this.transport.send(text, viaTarget(via))
+    if (key !== null) this.transactions.answered(key, bytes)
+    this.send(bytes, target)
   }
 
   // ---- core → edge -----------------------------------------------------------------------------------
 
   /** One message from the SIP side. Never throws. */
   fromCore (data: Buffer, source: SipPeer): void {
-    const text = data.toString()
-    if (text.trim() === '') return
+    void this.outcomes.handle(() => ({ direction: 'from-core', from: source, first: data.subarray(0, 120).toString('latin1').split(/\r?\n/, 1)[0] }), () => this.receive(data, source))
+  }
+
+  private receive (data: Buffer, source: SipPeer): void | Promise<void> {
+    if (data.toString('latin1').trim() === '') {
+      this.outcomes.absorbed('blank datagram (a keepalive)', { direction: 'from-core', from: source })
+      return
+    }
     let message
     try {
       message = parseSip(data)
     } catch (err) {
-      this.options.log.info({ from: source, problem: (err as Error).message }, 'sip core: unparsable message dropped')
+      this.outcomes.dropped(`unparsable: ${(err as Error).message}`, { direction: 'from-core', from: source, callId: (err as { head?: SipRequest | null }).head?.get('call-id') ?? null }, 'warn')
       return
     }
     try {
-      if (message.kind === 'response') this.responseFromCore(message, source)
-      else this.requestFromCore(message, source)
-    } catch (err) {
-      this.options.log.error({ err, from: source }, 'sip core: message handling failed')
-    }
-  }
-
-  private responseFromCore (response: SipResponse, source: SipPeer): void {
-    const popped = this.options.via.pop(response)
-    if (!('source' in popped) || popped.source === 'core') {
-      this.options.log.info({ from: source, status: response.status }, 'sip core: response not for us dropped')
-      return
-    }
-    this.mirror.answered(popped.source, response)
-    if (!this.options.sendWs(popped.source, response.toString())) {
-      this.options.log.debug({ to: popped.source, status: response.status }, 'sip core: response for a closed connection dropped')
-    }
-  }
-
-  private requestFromCore (request: SipRequest, source: SipPeer): void {
-    markReceived(request, source)
-    const problem = validate(request)
-    if (problem !== null) {
-      this.options.log.info({ from: source, method: request.method, problem }, 'sip core: bad request')
-      this.reply(request, 400, 'Bad Request', [['Warning', `399 - "${problem}"`]])
-      return
-    }
-    const key = source.transport === 'udp' ? CoreTransactions.key(request) : null
-    if (key !== null) {
-      const seen = this.transactions.begin(key)
-      if (seen !== true) {
-        // A retransmission: the core has not heard our answer yet.
-        const via = topVia(request)
-        if (seen.response !== null && via !== null) this.transport.send(seen.response, viaTarget(via))
-        this.options.log.debug({ from: source, method: request.method }, 'sip core: retransmission absorbed')
+      if (message.kind === 'response') {
+        this.responseFromCore(message, source)
         return
       }
-    }
-    if (!decrementMaxForwards(request)) {
-      this.reply(request, 483, 'Too Many Hops')
-      return
-    }
-    const flow = this.flowOf(request)
-    if (flow === 'none') {
-      const ruri = parseUri(request.uri)
-      if (request.method === 'OPTIONS' && ruri?.user === null) this.reply(request, 200, 'OK', [['Supported', 'path, outbound']])
-      else this.reply(request, 404, 'Not Found', [['Warning', '399 - "no flow token in the Route"']])
-      return
-    }
-    if (flow === 'forged') {
-      this.options.log.warn({ from: source, method: request.method }, 'sip core: forged flow token, nothing relayed')
-      this.reply(request, 403, 'Forbidden', [['Warning', '399 - "bad flow token"']])
-      return
-    }
-    const ws = this.options.connections.get(flow)
-    if (ws !== undefined) {
-      if (!this.options.sendWs(flow, this.toFlow(request, flow, ws))) this.flowGone(request, flow)
-      else this.options.log.debug({ to: flow, method: request.method }, 'sip core: request relayed to its flow')
-    } else if (this.options.remote !== null) {
-      // fromCore never throws; neither may what it leaves running.
-      this.toRemoteFlow(this.options.remote, request, flow).catch((err: unknown) => { this.options.log.error({ err, flow }, 'sip core: relay to a flow on another node failed') })
-    } else {
-      this.flowFailed(request, flow)
+      const pending = this.requestFromCore(message, source)
+      if (pending !== undefined) return pending.catch((err: unknown) => { this.failed(factsOf(message, 'from-core', { from: source }), err) })
+    } catch (err) {
+      this.failed(factsOf(message, 'from-core', { from: source }), err)
     }
   }
 
-  /** The request as it goes to the client over flow `flow`, whose local side is `ws`. */
-  private toFlow (request: SipRequest, flow: number, ws: ConnectionLocal): string {
-    const top = topRoute(request)
-    if (top !== null && isOwnRoute(top, ws)) request.shift('route', splitList)
-    if (request.method === 'INVITE') this.reply(request, 100, 'Trying')
-    if (startsDialog(request)) {
-      request.prepend('Record-Route', `<sip:${this.tokens.make(flow)}@${this.coreFacingHost()};lr;r2=on>`)
-      request.prepend('Record-Route', wsFacingRoute(ws))
+  private failed (facts: MessageFacts, err: unknown): void {
+    this.options.log.error({ err, ...facts }, 'sip core: message handling failed')
+    this.outcomes.dropped('handling failed', facts, 'warn')
+  }
+
+  private requestFromCore (request: SipRequest, source: SipPeer): void | Promise<void> {
+    markReceived(request, source)
+    const facts = factsOf(request, 'from-core', { from: source })
+    const refusal = checkRequest(request)
+    if (refusal !== null) {
+      // The core is trusted to send SIP: what comes from it broken is not answered, only logged.
+      this.outcomes.dropped(`invalid: ${refusal.problem}`, facts, 'warn')
+      return
     }
-    request.prepend('Via', this.options.via.make(request, ws.secure === true ? 'WSS' : 'WS', hostPort({ host: ws.localAddress, port: ws.localPort }), 'core'))
-    return request.toString()
+    if (this.retransmission(request, source, facts)) return
+    if (request.method === 'ACK' && this.answers.has(LocalAnswers.key('core', request))) {
+      this.outcomes.absorbed('ACK for an answer of the edge\'s own', facts)
+      return
+    }
+    return this.flows.request(request, facts)
   }
 
   /**
-   * A flow on another node: its local side (for the Via and the WebSocket-facing Record-Route, which
-   * that node must recognise as its own) was recorded in Redis with the client's bindings. 430 when
-   * there is none, or when its node says the connection is gone or does not answer.
+   * Whether a request from the core is a UDP retransmission of one already taken: it gets the last answer
+   * sent for it again, or nothing while there is none (RFC 3261 §17.2.1, §17.2.2).
    */
-  private async toRemoteFlow (remote: RemoteFlows, request: SipRequest, flow: number): Promise<void> {
-    const ws = await remote.connection(flow).catch((err: unknown) => {
-      this.options.log.info({ err, flow }, 'sip core: flow of another node not looked up')
-      return null
-    })
-    if (ws === null) {
-      this.flowFailed(request, flow)
+  private retransmission (request: SipRequest, source: SipPeer, facts: MessageFacts): boolean {
+    const key = source.transport === 'udp' ? CoreTransactions.key(request) : null
+    if (key === null) return false
+    const seen = this.transactions.begin(key)
+    if (seen === true) return false
+    const via = topVia(request)
+    if (seen.response !== null && via !== null) this.send(seen.response, viaTarget(via))
+    this.outcomes.absorbed('retransmission', facts)
+    return true
+  }
+
+  private responseFromCore (response: SipResponse, source: SipPeer): void {
+    const facts = factsOf(response, 'from-core', { from: source })
+    const problem = checkResponse(response)
+    if (problem !== null) {
+      this.outcomes.dropped(problem, facts, 'warn')
       return
     }
-    const text = this.toFlow(request, flow, ws)
-    if (request.method === 'ACK') {
-      this.options.sendWs(flow, text)
+    const branch = topVia(response)?.params.get('branch') ?? ''
+    const popped = this.options.via.pop(response)
+    if (!('source' in popped) || popped.source === 'core') {
+      this.outcomes.dropped('not a response to a request of the edge\'s', facts, 'warn')
       return
     }
-    const delivered = await remote.send(flow, text).catch((err: unknown) => {
-      this.options.log.info({ err, flow }, 'sip core: relay to another node not confirmed')
-      return false
-    })
-    if (!delivered) this.flowGone(request, flow)
-    else this.options.log.debug({ to: flow, method: request.method }, 'sip core: request relayed to its flow on another node')
-  }
-
-  /** The request was not taken by its flow: its own Via off again, and 430. */
-  private flowGone (request: SipRequest, flow: number): void {
-    request.shift('via', splitList)
-    this.flowFailed(request, flow)
-  }
-
-  /** RFC 5626 §5.3: the flow the token names is gone, so the core may try another binding. */
-  private flowFailed (request: SipRequest, id: number): void {
-    this.options.log.info({ id, method: request.method }, 'sip core: flow gone, 430 Flow Failed')
-    this.reply(request, 430, 'Flow Failed')
-  }
-
-  /** The connection named by the flow token in the top Route (which is removed), or why there is none. */
-  private flowOf (request: SipRequest): number | 'none' | 'forged' {
-    const uri = topRoute(request)
-    if (uri === null || !this.isCoreFacing(uri) || uri.user === null) return 'none'
-    request.shift('route', splitList)
-    return this.tokens.read(uri.user) ?? 'forged'
+    const method = response.get('cseq')?.trim().split(/\s+/)[1] ?? ''
+    this.clients.responded(branch, method, response.status)
+    if (response.status === 100) {
+      this.outcomes.absorbed('100 Trying', facts)
+      return
+    }
+    this.mirror.answered(popped.source, response)
+    if (!this.sendWs(popped.source, response.payload())) {
+      this.outcomes.dropped('the connection it is for is gone', { ...facts, to: popped.source })
+      return
+    }
+    this.options.log.debug({ ...facts, to: popped.source, server: response.get('server') }, 'sip core: response relayed to its flow')
   }
 
   // ---- sending ---------------------------------------------------------------------------------------
 
   /**
    * Adds the edge's Via and sends to the core: over TCP when SIP_LISTEN is TCP or when the request is too
-   * big for UDP. `Via: SIP/2.0/UDP` and `SIP/2.0/TCP` are as long, so the size is known before choosing.
+   * big for UDP (RFC 3261 §18.1.1), and a CANCEL or an ACK for a non-2xx the way its INVITE went (§9.1,
+   * §17.1.1.3: same branch, same transport). `Via: SIP/2.0/UDP` and `SIP/2.0/TCP` are as long, so the
+   * size is known before choosing.
    */
-  private sendRequest (request: SipRequest, id: number): void {
+  private sendRequest (request: SipRequest, id: number, timedOut: (request: SipRequest) => void): void {
     const { core } = this.options
-    const transport = this.transport
-    const sentBy = hostPort(transport.local)
-    let proto = core.transport === 'tcp' ? 'TCP' : 'UDP'
-    request.prepend('Via', this.options.via.make(request, proto, sentBy, id, ';rport'))
-    let text = request.toString()
-    if (proto === 'UDP' && Buffer.byteLength(text) > UDP_LIMIT) {
+    const sentBy = hostPort(this.advertised)
+    const via = (proto: string): string => this.options.via.make(request, proto, sentBy, id, ';rport')
+    const branch = parseVia(via('UDP'))?.params.get('branch') ?? ''
+    const pinned = request.method === 'CANCEL' || request.method === 'ACK' ? this.inviteTransports.get(branch) : undefined
+    let proto = pinned ?? (core.transport === 'tcp' ? 'TCP' : 'UDP')
+    request.prepend('Via', via(proto))
+    let bytes = request.toBuffer()
+    if (pinned === undefined && proto === 'UDP' && bytes.length > UDP_LIMIT) {
       proto = 'TCP'
       request.shift('via', splitList)
-      request.prepend('Via', this.options.via.make(request, proto, sentBy, id, ';rport'))
-      text = request.toString()
+      request.prepend('Via', via(proto))
+      bytes = request.toBuffer()
     }
-    this.options.log.debug({ id, method: request.method, proto, bytes: Buffer.byteLength(text) }, 'sip core: request sent to the core')
-    transport.send(text, { transport: proto === 'TCP' ? 'tcp' : 'udp', address: core.host, port: core.port })
+    if (request.method === 'INVITE') this.inviteTransports.set(branch, proto)
+    const target: SipPeer = { transport: proto === 'TCP' ? 'tcp' : 'udp', address: core.host, port: core.port }
+    const tracked = this.clients.start(branch, request.method, bytes, target, () => {
+      request.shift('via', splitList)
+      timedOut(request)
+    })
+    if (!tracked) this.options.log.warn({ id, method: request.method }, 'sip core: too many requests pending at the core, this one is not retransmitted')
+    this.options.log.debug({ id, method: request.method, proto, bytes: bytes.length }, 'sip core: request sent to the core')
+    this.send(bytes, target)
   }
 
-  /** A stateless answer to a request from the core, sent by its Via (RFC 3261 §18.2.2). */
-  private reply (request: SipRequest, status: number, reason: string, extra: Array<[string, string]> = []): void {
-    if (request.method === 'ACK') return
-    const response = localResponse(request, status, reason, this.options.serverName, extra)
-    const text = response.toString()
+  private send (bytes: Buffer, target: SipPeer): void {
+    this.transport.send(bytes, target)
+    this.outcomes.sent()
+  }
+
+  /**
+   * A stateless answer to a request from the core, sent by its Via (RFC 3261 §18.2.2). A final error is
+   * logged with `why`; an ACK is never answered (it is dropped, with `why`).
+   */
+  private reply (request: SipRequest, status: number, reason: string, why: string, extra: Array<[string, string]> = []): void {
+    const facts = factsOf(request, 'from-core')
+    if (request.method === 'ACK') {
+      this.outcomes.dropped(why, facts)
+      return
+    }
+    if (status >= 300) {
+      this.outcomes.refused(status, why, facts)
+      if (request.method === 'INVITE') this.answers.answered(LocalAnswers.key('core', request))
+    }
+    const bytes = localResponse(request, status, reason, this.options.serverName, extra, why).toBuffer()
     const key = CoreTransactions.key(request)
-    if (key !== null) this.transactions.answered(key, text)
+    if (key !== null) this.transactions.answered(key, bytes)
     const via = topVia(request)
-    if (via !== null) this.transport.send(text, viaTarget(via))
+    if (via !== null) this.send(bytes, viaTarget(via))
+  }
+
+  /** Where the core reaches the edge: SIP_ADVERTISE, else the address bound. */
+  private get advertised (): SipAddress {
+    return this.options.advertise ?? this.transport.local
   }
 
   private coreFacingHost (): string {
-    const local = this.transport.local
-    return hostPort(local) + (local.transport === 'tcp' ? ';transport=tcp' : '')
+    return hostPort(this.advertised) + (this.advertised.transport === 'tcp' ? ';transport=tcp' : '')
   }
 
-  /** A route whose user part is a flow token this edge (any node of its cluster) made. */
-  private hasToken (uri: SipUri): boolean {
-    return uri.user !== null && this.tokens.read(uri.user) !== null
-  }
-
+  /** A URI naming the edge facing the core: the address it advertises, or the one it is bound to. */
   private isCoreFacing (uri: SipUri): boolean {
-    const local = this.transport.local
-    return sameHost(uri.host, local.host) && (uri.port ?? 5060) === local.port
+    return [this.advertised, this.transport.local].some((address) => sameHost(uri.host, address.host) && (uri.port ?? 5060) === address.port)
   }
 }

@@ -1,14 +1,14 @@
 import { parseCSeq } from '../sip/headers'
 import type { SipMessage } from '../sip/message'
 import { topVia } from '../sip/via'
+import { Recent } from '../proxy/recent'
 
 /** 64 × T1: how long a UDP peer may retransmit a request (RFC 3261 §17.1.1.2 Timer B, §17.1.2.2 Timer F). */
 const LIFETIME_MS = 64 * 500
 
 interface Entry {
-  expiresAt: number
   /** The last response sent back for the request, resent when the request is retransmitted. */
-  response: string | null
+  response: Buffer | null
 }
 
 /**
@@ -18,9 +18,11 @@ interface Entry {
  * are matched as RFC 3261 §17.2.3 does (branch, sent-by, method), an ACK apart from its INVITE.
  */
 export class CoreTransactions {
-  private readonly entries = new Map<string, Entry>()
+  private readonly entries: Recent<Entry>
 
-  constructor (private readonly maxEntries = 10000, private readonly now: () => number = Date.now) {}
+  constructor (maxEntries = 10000, now: () => number = Date.now) {
+    this.entries = new Recent(LIFETIME_MS, maxEntries, now)
+  }
 
   /** The key of the transaction a request, or a response to it, belongs to; null when the Via is unusable. */
   static key (message: SipMessage): string | null {
@@ -33,19 +35,13 @@ export class CoreTransactions {
 
   /** True the first time a request is seen; afterwards the entry for its retransmissions. */
   begin (key: string): true | Entry {
-    const now = this.now()
     const entry = this.entries.get(key)
-    if (entry !== undefined && entry.expiresAt > now) return entry
-    // Entries are kept in insertion order and all live as long, so the expired ones are at the front.
-    for (const [k, e] of this.entries) {
-      if (e.expiresAt > now && this.entries.size < this.maxEntries) break
-      this.entries.delete(k)
-    }
-    this.entries.set(key, { expiresAt: now + LIFETIME_MS, response: null })
+    if (entry !== undefined) return entry
+    this.entries.set(key, { response: null })
     return true
   }
 
-  answered (key: string, response: string): void {
+  answered (key: string, response: Buffer): void {
     const entry = this.entries.get(key)
     if (entry !== undefined) entry.response = response
   }

@@ -68,9 +68,9 @@ export class CoreTransport {
    * peer opened), else on a new one. Errors are logged, never thrown: a stateless proxy loses the message
    * as UDP would, and the transaction layers at the ends time out.
    */
-  send (text: string, target: SipPeer): void {
+  send (data: Buffer, target: SipPeer): void {
     if (target.transport === 'udp') {
-      this.udp?.send(text, target.port, target.address, (err) => {
+      this.udp?.send(data, target.port, target.address, (err) => {
         if (err !== null && err !== undefined) this.options.log.warn({ err, to: target }, 'sip core: UDP send failed')
       })
       return
@@ -80,7 +80,7 @@ export class CoreTransport {
       socket = net.connect({ host: target.address, port: target.port })
       this.adopt(socket, target)
     }
-    socket.write(text)
+    socket.write(data)
   }
 
   async close (): Promise<void> {

@@ -27,6 +27,15 @@ export interface RemoteBinding {
   local: ConnectionLocal | null
 }
 
+/**
+ * A user with no binding now whose UA is moving to another node of a cluster (its node drains): a request
+ * for it waits for its registration there, until `movingUntil` (ms), rather than getting 404.
+ */
+export interface MovingUser {
+  aor: string
+  movingUntil: number
+}
+
 /** Told of the bindings a UA makes and removes (cluster mode writes them through to Redis). */
 export interface RegistrarListener {
   /** A binding was made or refreshed. */
@@ -169,9 +178,21 @@ export class Registrar {
 }
 
 /**
- * What identifies a contact: user and host. WebSocket UAs make both up (`sip:k3j2h@df7jal23ls0d.invalid`,
- * RFC 7118 §5.2), so they are unique enough; the host is case-insensitive, the user is not (RFC 3261 §19.1.4).
+ * What identifies a contact: user, host and port, as RFC 3261 §19.1.4 compares URIs: the user with its
+ * escapes resolved (`%61lice` is `alice`) and case-sensitive, the host case-insensitive, a missing port
+ * not the same as 5060. WebSocket UAs make user and host up (`sip:k3j2h@df7jal23ls0d.invalid`, RFC 7118
+ * §5.2), so they are unique enough; a phone's contact may have no user part (`sip:192.0.2.4:5091`).
  */
 export function contactKey (uri: SipUri): string {
-  return `${uri.user ?? ''}@${uri.host.toLowerCase()}`
+  return `${uri.user ?? ''}@${uri.host.toLowerCase()}${uri.port === null ? '' : `:${uri.port}`}`
+}
+
+/**
+ * The RFC 5626 flow a binding stands for (§6: `+sip.instance` and `reg-id` together), or null for a UA
+ * that names none. JsSIP and SIP.js send both; a new registration of the same flow replaces the old one.
+ */
+export function flowKey (params: Params): string | null {
+  const instance = params.get('+sip.instance')
+  if (instance === undefined || instance === null) return null
+  return `${instance}#${params.get('reg-id') ?? ''}`
 }

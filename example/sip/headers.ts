@@ -1,3 +1,5 @@
+import { quotedEnd, splitOutside, TOKEN, TOKEN_CLASS } from './syntax'
+
 /**
  * Header values the example looks inside, other than URIs and Via: comma lists, `;name=value`
  * parameters, CSeq, delta-seconds and option tags (RFC 3261 §7.3.1, §20, §25). Each parser returns null
@@ -12,70 +14,50 @@ export interface CSeq {
   method: string
 }
 
-export const TOKEN = /^[A-Za-z0-9.!%*_+`'~-]+$/
+/**
+ * A gen-value's host form: a name, an IPv4 address or an IPv6 reference (RFC 3261 §25.1), or an IPv6
+ * address without brackets, which RFC 5118 §4.5 asks to accept in Via's `received`.
+ */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+|[0-9A-Fa-f]*:[0-9A-Fa-f:.]+)$/
 
 /**
- * Splits a header value at the commas that separate list elements (RFC 3261 §7.3.1), leaving alone those
- * inside quoted strings and `<...>` (a URI may carry a comma in its parameters or headers).
+ * The elements of a comma list (RFC 3261 §7.3.1), commas inside quoted strings and `<...>` left alone,
+ * each trimmed. Empty elements are kept, for the checks that refuse them (`Via: a,,b`).
  */
+export function listElements (value: string): string[] {
+  return splitOutside(value, ',').map((part) => part.trim())
+}
+
+/** The non-empty elements of a comma list. */
 export function splitList (value: string): string[] {
-  const parts: string[] = []
-  let start = 0
-  let quoted = false
-  let angle = false
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i]
-    if (quoted) {
-      if (ch === '\\') i++
-      else if (ch === '"') quoted = false
-    } else if (ch === '"') {
-      quoted = true
-    } else if (ch === '<') {
-      angle = true
-    } else if (ch === '>') {
-      angle = false
-    } else if (ch === ',' && !angle) {
-      parts.push(value.slice(start, i).trim())
-      start = i + 1
-    }
-  }
-  parts.push(value.slice(start).trim())
-  return parts.filter((part) => part !== '')
+  return listElements(value).filter((part) => part !== '')
 }
 
-/** Splits at `;` outside quoted strings. */
-function splitParams (text: string): string[] {
-  const parts: string[] = []
-  let start = 0
-  let quoted = false
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]
-    if (quoted) {
-      if (ch === '\\') i++
-      else if (ch === '"') quoted = false
-    } else if (ch === '"') {
-      quoted = true
-    } else if (ch === ';') {
-      parts.push(text.slice(start, i))
-      start = i + 1
-    }
-  }
-  parts.push(text.slice(start))
-  return parts
-}
-
-/** `;a=1;b;c="x"` (the leading `;` optional) into a Map; names lower-cased, quoted values kept quoted. */
+/**
+ * `;a=1;b;c="x"` (the leading `;` optional) into a Map: names lower-cased, values as written (quoted
+ * ones keep their quotes). LWS may surround `;` and `=` (RFC 3261 §25.1 SEMI, EQUAL). Null when a
+ * parameter is empty (`;;`) or is not `token [= token / host / quoted-string]`.
+ */
 export function parseParams (text: string): Params | null {
   const params: Params = new Map()
-  for (const raw of splitParams(text)) {
+  const trimmed = text.trim()
+  if (trimmed === '') return params
+  const parts = splitOutside(trimmed.startsWith(';') ? trimmed.slice(1) : trimmed, ';')
+  for (const raw of parts) {
     const part = raw.trim()
-    if (part === '') continue
     const eq = part.indexOf('=')
-    const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase()
+    const name = (eq === -1 ? part : part.slice(0, eq)).trim()
     if (!TOKEN.test(name)) return null
-    params.set(name, eq === -1 ? null : part.slice(eq + 1).trim())
+    const value = eq === -1 ? null : part.slice(eq + 1).trim()
+    if (value !== null && !isGenValue(value)) return null
+    params.set(name.toLowerCase(), value)
   }
   return params
+}
+
+function isGenValue (value: string): boolean {
+  if (value.startsWith('"')) return quotedEnd(value, 0) === value.length
+  return TOKEN.test(value) || HOST_VALUE.test(value)
 }
 
 export function formatParams (params: Params): string {
@@ -84,11 +66,13 @@ export function formatParams (params: Params): string {
   return text
 }
 
+const CSEQ = new RegExp(`^[ \\t]*(\\d+)[ \\t]+(${TOKEN_CLASS}+)[ \\t]*$`)
+
+/** `1*DIGIT LWS Method`; the number must fit in 32 bits (RFC 3261 §8.1.1.5). */
 export function parseCSeq (value: string): CSeq | null {
-  const match = /^\s*(\d{1,10})\s+([A-Za-z0-9.!%*_+`'~-]+)\s*$/.exec(value)
+  const match = CSEQ.exec(value)
   if (match === null) return null
   const seq = Number(match[1])
-  // RFC 3261 §8.1.1.5: the sequence number must fit in 32 bits.
   if (seq > 0xffffffff) return null
   return { seq, method: match[2] }
 }

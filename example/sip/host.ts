@@ -36,3 +36,15 @@ export function bareHost (host: string): string {
 export function sameHost (a: string, b: string): boolean {
   return bareHost(a).toLowerCase() === bareHost(b).toLowerCase()
 }
+
+/**
+ * Whether an address reaches a group rather than one host: the IPv4 broadcast, IPv4 multicast
+ * (224.0.0.0/4) or IPv6 multicast (ff00::/8). A response is never sent to one (RFC 4475 §3.3.10).
+ */
+export function isGroupAddress (address: string): boolean {
+  const bare = bareHost(address).toLowerCase()
+  if (bare === '255.255.255.255') return true
+  const first = /^(\d{1,3})\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.exec(bare)
+  if (first !== null) return Number(first[1]) >= 224 && Number(first[1]) <= 239
+  return bare.includes(':') && bare.startsWith('ff')
+}

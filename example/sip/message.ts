@@ -1,13 +1,15 @@
-import { TOKEN } from './headers'
+import { isUtf8 } from 'node:buffer'
 
 /**
- * A small SIP message parser and serializer (RFC 3261 §7), enough for a proxy that reads a few headers
- * and forwards the rest untouched. The npm SIP parsers are either unmaintained (`sip`) or part of a
- * larger framework with no types (`drachtio-sip`); the UAs' own parsers (JsSIP, sip.js) need a UA.
+ * SIP messages (RFC 3261 §7) for a proxy that reads a few headers and forwards the rest untouched. The
+ * npm SIP parsers are either unmaintained (`sip`) or part of a larger framework with no types
+ * (`drachtio-sip`); the UAs' own parsers (JsSIP, sip.js) need a UA.
  *
- * Header names keep the spelling they arrived with, so a relayed message differs from the received one
- * only where the proxy changed it; look-ups go through the canonical lower-case long form, so `v` finds
- * `Via` (RFC 3261 §7.3.3).
+ * A header read from the wire keeps its exact text (`raw`: name, spacing, folded lines, compact form)
+ * and is written back as it came; only a header the proxy set or added is written from its name and
+ * value. So a relayed message differs from the received one, byte for byte, only where the proxy changed
+ * it. Look-ups go through the canonical lower-case long form, so `v` finds `Via` (RFC 3261 §7.3.3). The
+ * body is bytes: a multipart body may hold binary parts.
  */
 
 /** RFC 3261 §7.3.3 and the IANA SIP header registry's compact forms. */
@@ -34,18 +36,13 @@ export const COMPACT_FORMS: Readonly<Record<string, string>> = {
   y: 'identity'
 }
 
-const REQUEST_LINE = /^([A-Za-z0-9.!%*_+`'~-]+) (\S+) (SIP\/2\.0)$/i
-const STATUS_LINE = /^(SIP\/2\.0) ([1-6]\d\d)(?: (.*))?$/i
-
-export class SipParseError extends Error {
-  override name = 'SipParseError'
-  readonly code = 'ERR_SIP_PARSE'
-}
-
 export interface SipHeader {
   /** As received (or as added), e.g. `Via` or `v`. */
   name: string
+  /** The value, folds joined with one space and the ends trimmed. */
   value: string
+  /** The header exactly as received, folds included (CRLF-separated), without its final CRLF. */
+  raw?: string
 }
 
 /** The canonical key of a header name: lower-case, compact forms expanded. */
@@ -56,11 +53,16 @@ export function headerKey (name: string): string {
 
 abstract class SipMessageBase {
   headers: SipHeader[]
-  body: string
+  body: Buffer
+  /**
+   * How the header section's bytes became text: UTF-8, or Latin-1 when they were not valid UTF-8, so
+   * writing it back gives the same bytes.
+   */
+  encoding: 'utf8' | 'latin1' = 'utf8'
 
-  constructor (headers: SipHeader[] = [], body = '') {
+  constructor (headers: SipHeader[] = [], body: Buffer | string = Buffer.alloc(0)) {
     this.headers = headers
-    this.body = body
+    this.body = typeof body === 'string' ? Buffer.from(body) : body
   }
 
   abstract startLine (): string
@@ -112,44 +114,70 @@ abstract class SipMessageBase {
    * list (`Via: a, b`): a proxy popping its Via must leave the other values of that line in place.
    */
   shift (name: string, split: (value: string) => string[]): string | undefined {
+    return this.take(name, 'first', split)
+  }
+
+  /** Removes and returns the last element of the last line of `name` (RFC 3261 §16.4 strict-route fix-up). */
+  pop (name: string, split: (value: string) => string[]): string | undefined {
+    return this.take(name, 'last', split)
+  }
+
+  private take (name: string, end: 'first' | 'last', split: (value: string) => string[]): string | undefined {
     const key = headerKey(name)
-    const index = this.headers.findIndex((h) => headerKey(h.name) === key)
+    const indexes = this.headers.flatMap((h, i) => headerKey(h.name) === key ? [i] : [])
+    const index = (end === 'first' ? indexes[0] : indexes.at(-1)) ?? -1
     if (index === -1) return undefined
     const values = split(this.headers[index].value)
-    const first = values.shift()
+    const taken = end === 'first' ? values.shift() : values.pop()
     if (values.length === 0) this.headers.splice(index, 1)
     else this.headers[index] = { name: this.headers[index].name, value: values.join(', ') }
-    return first
+    return taken
   }
 
   /**
-   * The wire form. Content-Length is always written and always right (RFC 3261 §20.14: counted in bytes),
-   * in the place the message had it, or last.
+   * The wire form. Headers as received are written back byte for byte. Content-Length is always there
+   * and always right (RFC 3261 §20.14: counted in bytes): the received line when it still is, else a new
+   * value in its place (or last); any second Content-Length goes.
    */
-  toString (): string {
-    const length = String(Buffer.byteLength(this.body))
-    let lines = this.startLine() + '\r\n'
+  toBuffer (): Buffer {
+    const length = this.body.length
+    let head = this.startLine() + '\r\n'
     let wroteLength = false
     for (const h of this.headers) {
       if (headerKey(h.name) === 'content-length') {
-        if (!wroteLength) lines += `${h.name}: ${length}\r\n`
+        if (!wroteLength) head += (h.raw !== undefined && Number(h.value) === length && /^\d+$/.test(h.value) ? h.raw : `${h.name}: ${length}`) + '\r\n'
         wroteLength = true
       } else {
-        lines += `${h.name}: ${h.value}\r\n`
+        head += (h.raw ?? `${h.name}: ${h.value}`) + '\r\n'
       }
     }
-    if (!wroteLength) lines += `Content-Length: ${length}\r\n`
-    return lines + '\r\n' + this.body
+    if (!wroteLength) head += `Content-Length: ${length}\r\n`
+    return Buffer.concat([Buffer.from(head + '\r\n', this.encoding), this.body])
+  }
+
+  /** The wire form as text, for logs and tests. */
+  toString (): string {
+    return this.toBuffer().toString()
+  }
+
+  /**
+   * What goes in one WebSocket message (RFC 7118 §5.1): text when the message is valid UTF-8, a binary
+   * message when it is not (a body with binary parts), since a text message must be UTF-8.
+   */
+  payload (): string | Buffer {
+    const bytes = this.toBuffer()
+    return isUtf8(bytes) ? bytes.toString('utf8') : bytes
   }
 }
 
 export class SipRequest extends SipMessageBase {
   readonly kind = 'request'
 
-  constructor (public method: string, public uri: string, headers?: SipHeader[], body?: string) {
+  constructor (public method: string, public uri: string, headers?: SipHeader[], body?: Buffer | string) {
     super(headers, body)
   }
 
+  /** Always written with single spaces, whatever the request line had (RFC 4475 §3.1.2.9). */
   startLine (): string {
     return `${this.method} ${this.uri} SIP/2.0`
   }
@@ -158,7 +186,7 @@ export class SipRequest extends SipMessageBase {
 export class SipResponse extends SipMessageBase {
   readonly kind = 'response'
 
-  constructor (public status: number, public reason: string, headers?: SipHeader[], body?: string) {
+  constructor (public status: number, public reason: string, headers?: SipHeader[], body?: Buffer | string) {
     super(headers, body)
   }
 
@@ -168,76 +196,3 @@ export class SipResponse extends SipMessageBase {
 }
 
 export type SipMessage = SipRequest | SipResponse
-
-function headEnd (text: string): { end: number, sep: number } | null {
-  const crlf = text.indexOf('\r\n\r\n')
-  const lf = text.indexOf('\n\n')
-  if (crlf === -1 && lf === -1) return null
-  if (crlf !== -1 && (lf === -1 || crlf < lf)) return { end: crlf, sep: 4 }
-  return { end: lf, sep: 2 }
-}
-
-/**
- * Parses one SIP message, as carried whole in one WebSocket message (RFC 7118 §5.1). A Buffer must be
- * UTF-8. Throws SipParseError with a message fit for a log line.
- */
-export function parseSip (input: string | Buffer): SipMessage {
-  let text: string
-  if (typeof input === 'string') {
-    text = input
-  } else {
-    try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(input)
-    } catch {
-      throw new SipParseError('not UTF-8 text')
-    }
-  }
-  // RFC 3261 §7.5: CRLFs before the start line are ignored.
-  text = text.replace(/^(?:\r?\n)+/, '')
-  const end = headEnd(text)
-  if (end === null) throw new SipParseError('no empty line after the headers')
-  const lines = text.slice(0, end.end).split(/\r?\n/)
-  const rest = text.slice(end.end + end.sep)
-
-  const start = lines[0]
-  let message: SipMessage
-  const request = REQUEST_LINE.exec(start)
-  if (request !== null) {
-    message = new SipRequest(request[1], request[2])
-  } else {
-    const status = STATUS_LINE.exec(start)
-    if (status === null) throw new SipParseError(`bad start line: ${JSON.stringify(start.slice(0, 80))}`)
-    message = new SipResponse(Number(status[2]), status[3] ?? '')
-  }
-
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]
-    if (line.startsWith(' ') || line.startsWith('\t')) {
-      // RFC 3261 §7.3.1 line folding: the continuation is the previous value plus one space.
-      const last = message.headers.at(-1)
-      if (last === undefined) throw new SipParseError('continuation line before any header')
-      last.value = `${last.value} ${line.trim()}`
-      continue
-    }
-    const colon = line.indexOf(':')
-    if (colon === -1) throw new SipParseError(`header line without a colon: ${JSON.stringify(line.slice(0, 80))}`)
-    const name = line.slice(0, colon).trimEnd()
-    if (!TOKEN.test(name)) throw new SipParseError(`bad header name: ${JSON.stringify(name.slice(0, 80))}`)
-    message.headers.push({ name, value: line.slice(colon + 1).trim() })
-  }
-
-  const lengths = message.getAll('content-length')
-  if (lengths.length === 0) {
-    // Over a message-based transport the body is the rest of the message (RFC 3261 §18.3).
-    message.body = rest
-  } else {
-    if (lengths.some((value) => value !== lengths[0])) throw new SipParseError('conflicting Content-Length headers')
-    if (!/^\d{1,9}$/.test(lengths[0])) throw new SipParseError(`bad Content-Length: ${JSON.stringify(lengths[0].slice(0, 20))}`)
-    const length = Number(lengths[0])
-    const bytes = Buffer.from(rest)
-    if (length > bytes.length) throw new SipParseError(`body is ${bytes.length} bytes, Content-Length says ${length}`)
-    // Bytes past Content-Length are discarded, as on a datagram transport (RFC 3261 §18.3).
-    message.body = length === bytes.length ? rest : bytes.subarray(0, length).toString()
-  }
-  return message
-}

@@ -1,3 +1,6 @@
+import { headerKey } from './message'
+import { contentLength, headerFields } from './parse'
+
 /** Largest SIP message read from a stream; a peer that sends more is cut off rather than buffered for ever. */
 export const MAX_STREAM_MESSAGE = 65536
 
@@ -31,13 +34,12 @@ export class SipStreamReader {
         if (this.buffer.length > MAX_STREAM_MESSAGE) items.push({ kind: 'error', problem: 'headers too long' })
         return items
       }
-      const head = this.buffer.subarray(0, end).toString('latin1')
-      const length = /^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$/im.exec(head)
-      if (length === null) {
-        items.push({ kind: 'error', problem: 'no Content-Length on a stream' })
+      const length = streamLength(this.buffer.subarray(0, end))
+      if (typeof length === 'string') {
+        items.push({ kind: 'error', problem: length })
         return items
       }
-      const total = end + 4 + Number(length[1])
+      const total = end + 4 + length
       if (total > MAX_STREAM_MESSAGE) {
         items.push({ kind: 'error', problem: 'message too long' })
         return items
@@ -47,4 +49,18 @@ export class SipStreamReader {
       this.buffer = this.buffer.subarray(total)
     }
   }
+}
+
+/**
+ * The Content-Length of a message head, read as the parser reads it (a folded value, the compact `l`), or
+ * why it cannot frame the message: none, several, or not a number.
+ */
+function streamLength (head: Buffer): number | string {
+  const values: string[] = []
+  for (const field of headerFields(head.toString('latin1').split(/\r?\n/).slice(1))) {
+    if (typeof field === 'string') return field
+    if (headerKey(field.name) === 'content-length') values.push(field.value)
+  }
+  if (values.length === 0) return 'no Content-Length on a stream'
+  return contentLength(values)
 }

@@ -1,27 +1,43 @@
 import type { SipPeer } from './address'
-import { parseParams, splitList, type Params } from './headers'
-import { bareHost, parseHostPort, sameHost } from './host'
+import { listElements, parseParams, splitList, type Params } from './headers'
+import { bareHost, sameHost } from './host'
 import { headerKey, type SipMessage, type SipRequest } from './message'
+import { TOKEN_CLASS } from './syntax'
 
-/** Via (RFC 3261 §20.42): the top one is read here and nowhere else. */
+/** Via (RFC 3261 §20.42): read here and nowhere else. */
 
 export interface Via {
-  /** `SIP/2.0/WS`, upper-cased. */
+  /** `SIP/2.0/WS`, upper-cased, the white space RFC 3261 allows around the slashes removed. */
   protocol: string
   host: string
   port: number | null
   params: Params
 }
 
-/** One Via value: `SIP/2.0/WS host:port;branch=z9hG4bK...` (RFC 3261 §20.42). */
+const TOKEN = `${TOKEN_CLASS}+`
+/** `sent-protocol LWS sent-by *( SEMI via-params )`, with SWS around the slashes and the colon. */
+const VIA = new RegExp(`^(${TOKEN})[ \\t]*/[ \\t]*(${TOKEN})[ \\t]*/[ \\t]*(${TOKEN})[ \\t]+(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+)(?:[ \\t]*:[ \\t]*(\\d{1,5}))?[ \\t]*(;.*)?$`)
+
+/** One Via value: `SIP/2.0/WS host:port;branch=z9hG4bK...`; null when it is not one. */
 export function parseVia (value: string): Via | null {
-  const match = /^\s*(SIP\s*\/\s*2\.0\s*\/\s*[A-Za-z0-9.!%*_+`'~-]+)\s+([^;\s]+)\s*(;.*)?$/i.exec(value)
+  const match = VIA.exec(value.trim())
   if (match === null) return null
-  const hostport = parseHostPort(match[2])
-  if (hostport === null) return null
-  const params = parseParams(match[3] ?? '')
+  const port = match[5] === undefined ? null : Number(match[5])
+  if (port !== null && port > 65535) return null
+  const params = parseParams(match[6] ?? '')
   if (params === null) return null
-  return { protocol: match[1].replace(/\s+/g, '').toUpperCase(), host: hostport.host, port: hostport.port, params }
+  return { protocol: `${match[1]}/${match[2]}/${match[3]}`.toUpperCase(), host: match[4], port, params }
+}
+
+/** Every Via value of a message, in order; null when one is malformed or empty (`Via: a;;,;,,`). */
+export function allVias (message: SipMessage): Via[] | null {
+  const vias: Via[] = []
+  for (const value of message.getAll('via').flatMap(listElements)) {
+    const via = parseVia(value)
+    if (via === null) return null
+    vias.push(via)
+  }
+  return vias
 }
 
 /** The values of the first Via line (a line may hold a comma list) and the first of them parsed. */
@@ -55,7 +71,7 @@ export function markReceived (request: SipRequest, source: SipPeer): void {
 }
 
 function setParam (via: string, name: string, value: string): string {
-  const pattern = new RegExp(`;\\s*${name}(?:=[^;,]*)?`, 'i')
+  const pattern = new RegExp(`;\\s*${name}(?:\\s*=[^;,]*)?(?=[;,\\s]|$)`, 'i')
   return pattern.test(via) ? via.replace(pattern, `;${name}=${value}`) : `${via};${name}=${value}`
 }
 

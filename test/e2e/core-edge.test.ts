@@ -45,7 +45,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
     assert.ok(existsSync(SIPP), SIPP_HINT)
     JsSIP.debug.disable()
     installNodeWebRtc()
-    edge = await startEdgeWithCore('udp', { logger: process.env.EDGE_LOG === undefined ? false : { level: 'debug' } })
+    edge = await startEdgeWithCore('udp')
     ;({ core, example, listenPort } = edge)
     alice = userAgent(example.wsUrl, 'alice').ua
     const done = registered(alice, 'alice')
@@ -90,6 +90,41 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
       await sippPassed(phone, 'uas-answer.xml')
     } finally {
       await phone.stop()
+    }
+  })
+
+  test('a phone whose contact has no user part (<sip:127.0.0.1:port;transport=UDP>): alice\'s ACK and BYE reach it (RFC 3261 §16.4)', async () => {
+    const phone = await registeredPhone(coreAddress(), 'uas-answer-userless.xml', 'pbx', 'register-userless.xml')
+    try {
+      const [contact] = await coreContacts(core.port, 'pbx')
+      assert.match(contact.Address, /^sip:127\.0\.0\.1:\d+;transport=UDP$/)
+      const session = alice.call('sip:pbx@127.0.0.1', NO_MEDIA)
+      await sessionEvent(session, 'confirmed', 'the call to be answered')
+      await phone.printed('SIPP-GOT-ACK')
+      const ended = sessionEvent(session, 'ended', 'the call to end')
+      session.terminate()
+      await ended
+      // The phone checked the Request-URI of the ACK and the BYE: user-less, as its contact.
+      await sippPassed(phone, 'uas-answer-userless.xml')
+    } finally {
+      await phone.stop()
+    }
+  })
+
+  test('a phone with a user-less contact calls alice; she hangs up: her BYE reaches it', async () => {
+    const call = incomingCall(alice)
+    const caller = await startSipp('uac-call-userless.xml', { remote: coreAddress(), service: 'alice' })
+    try {
+      const session = await call
+      const confirmed = sessionEvent(session, 'confirmed', 'the ACK')
+      session.answer(NO_MEDIA)
+      await confirmed
+      const ended = sessionEvent(session, 'ended', 'the BYE to be answered')
+      session.terminate()
+      await ended
+      await sippPassed(caller, 'uac-call-userless.xml')
+    } finally {
+      await caller.stop()
     }
   })
 
@@ -144,7 +179,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
     const { client: dave } = await rawRegistered('dave')
     carol.send(carol.request('MESSAGE', 'sip:dave@127.0.0.1', { body: 'hi dave' }))
     const message = asRequest(await dave.next(), 'MESSAGE')
-    assert.equal(message.body, 'hi dave')
+    assert.equal(message.body.toString(), 'hi dave')
     // One Via of carol's and one of the edge's: the core never saw it.
     assert.equal(message.getAll('via').flatMap(splitList).length, 2)
     dave.send(dave.answer(message, 200, 'OK'))
@@ -188,7 +223,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
     try {
       // Messages reach a connection in order: the first one grace sees is the genuine MESSAGE.
       const message = asRequest(await client.next(10000), 'MESSAGE')
-      assert.equal(message.body.trim(), 'genuine')
+      assert.equal(message.body.toString().trim(), 'genuine')
       client.send(client.answer(message, 200, 'OK'))
       await sippPassed(mallory, 'edge-forged.xml')
     } finally {
@@ -204,7 +239,7 @@ describe('the example as a WebRTC edge in front of a Kamailio core over UDP', ()
       // The core sent INVITE, INVITE again, MESSAGE; messages reach a connection in order, so a relayed
       // retransmission would be a second INVITE here.
       const message = asRequest(await client.next(), 'MESSAGE')
-      assert.equal(message.body.trim(), 'after the retransmission')
+      assert.equal(message.body.toString().trim(), 'after the retransmission')
       client.send(client.answer(message, 200, 'OK'))
       client.send(client.answer(invite, 200, 'OK', { Contact: `<${client.contact}>`, ...recordRoutes(invite) }))
       asRequest(await client.next(), 'ACK')
@@ -245,7 +280,7 @@ describe('the edge towards the core over TCP (SIP_LISTEN=tcp)', () => {
     const sender = await startSipp('uac-message.xml', { remote: edge.coreAddress, service: 'judy', keys: { text: 'over-tcp' } })
     try {
       const message = asRequest(await client.next(10000), 'MESSAGE')
-      assert.equal(message.body.trim(), 'over-tcp')
+      assert.equal(message.body.toString().trim(), 'over-tcp')
       client.send(client.answer(message, 200, 'OK'))
       await sippPassed(sender, 'uac-message.xml')
     } finally {

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { within } from './helpers'
 import { ownedChild } from '../helpers/children'
+import { jsonRpc } from '../helpers/json-rpc'
+import { until } from '../helpers/pool'
 
 const ROOT = join(__dirname, '..', '..')
 
@@ -65,4 +67,31 @@ export async function runExample (env: Record<string, string>): Promise<ExampleP
     await kill()
     throw err
   }
+}
+
+/** Resolves once every node lists `count` nodes (RPC `cluster.nodes`): each has heard the others. */
+export async function clusterFormed (nodes: ExampleProcess[], count: number, ms = 15_000): Promise<void> {
+  await until(async () => {
+    const seen = await Promise.all(nodes.map(async (n) => (await jsonRpc<unknown[]>(n.port, 'cluster.nodes').catch(() => [])).length))
+    return seen.every((c) => c >= count)
+  }, ms, () => `every node to see ${count} nodes`)
+}
+
+/**
+ * A rolling restart's step: SIGTERM (the example drains), its health route answering 503 meanwhile,
+ * exit 0, then the same command again on the same port. Resolves with the new process, listening.
+ */
+export async function drainAndRestart (node: ExampleProcess, env: Record<string, string>, drainMs: number): Promise<{ next: ExampleProcess, health: number, exitedAfter: number }> {
+  const started = performance.now()
+  node.child.kill('SIGTERM')
+  let health = 0
+  await until(async () => {
+    health = (await fetch(`${node.url}health`, { signal: AbortSignal.timeout(2000) }).catch(() => null))?.status ?? 0
+    return health === 503
+  }, drainMs, () => `the draining node's health route to answer 503 (last: ${health})`)
+  // The drain, each connection's wait for a quiet moment (example/drain.ts: 5 s at most), and the close.
+  const [code, signal] = await within(drainMs + 15_000, 'the drained node to exit', node.exited)
+  if (code !== 0) throw new Error(`the drained node exited with ${String(code ?? signal)}: ${node.stderr()}`)
+  const exitedAfter = performance.now() - started
+  return { next: await runExample({ ...env, PORT: String(node.port) }), health, exitedAfter }
 }

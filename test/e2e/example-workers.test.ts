@@ -77,7 +77,7 @@ describe('WORKERS=2: one port, two processes, each a node of one cluster', () =>
       alice.send(alice.request('MESSAGE', 'sip:bob@127.0.0.1', { body: 'across workers' }))
       const message = await bob.next(5000)
       assert.ok(message instanceof SipRequest && message.method === 'MESSAGE')
-      assert.equal(message.body, 'across workers')
+      assert.equal(message.body.toString(), 'across workers')
       bob.send(bob.answer(message, 200, 'OK'))
       const ok = await alice.next(5000)
       assert.ok(ok instanceof SipResponse)

@@ -3,11 +3,16 @@ import { once } from 'node:events'
 import WebSocket from 'ws'
 import type { ExampleOptions } from '../../example/options'
 import { buildServer } from '../../example/server'
-import { parseSip, type SipMessage } from '../../example/sip/message'
+import { type SipMessage } from '../../example/sip/message'
+import { parseSip } from '../../example/sip/parse'
+import { edgeLogger, failOnUnexplainedDrops } from '../helpers/drops'
 import { within as withinMs } from '../helpers/pool'
+import type { LogEntry } from '../helpers/server'
 
 export interface Example {
   app: FastifyInstance
+  /** What the edge logged at info and above (everything at debug with EDGE_LOG set). */
+  log: LogEntry[]
   port: number
   /** `http://127.0.0.1:<port>/` (or the host it listens on) */
   httpUrl: string
@@ -22,15 +27,20 @@ export interface StartOptions {
   setup?: (app: FastifyInstance) => void
 }
 
-/** The example server on 127.0.0.1 (or `host`) and a free port. */
+/**
+ * The example server on 127.0.0.1 (or `host`) and a free port. Its log is recorded, and closing it
+ * fails when it dropped a message without saying why (helpers/drops.ts).
+ */
 export async function startExample (options: ExampleOptions = {}, { host = '127.0.0.1', setup }: StartOptions = {}): Promise<Example> {
-  const app = await buildServer({ logger: false, ...options })
+  const { logger, entries } = edgeLogger()
+  const app = await buildServer({ logger, ...options })
+  failOnUnexplainedDrops(app, entries)
   setup?.(app)
   await app.listen({ host, port: 0 })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('the example server has no port')
   const authority = `${host.includes(':') ? `[${host}]` : host}:${address.port}`
-  return { app, port: address.port, httpUrl: `http://${authority}/`, wsUrl: `ws://${authority}/` }
+  return { app, log: entries, port: address.port, httpUrl: `http://${authority}/`, wsUrl: `ws://${authority}/` }
 }
 
 /** Rejects with a message naming what was awaited when `ms` pass first (argument order reads well in the e2e steps). */
@@ -57,6 +67,9 @@ export async function handshakeStatus (url: string, options: WebSocket.ClientOpt
   }))
 }
 
+/** A WebSocket message as received: its bytes, as text, and whether it came in a binary frame. */
+export interface RawMessage { raw: string, data: Buffer, binary: boolean }
+
 let counter = 0
 const unique = (): string => `${process.pid}-${Date.now().toString(36)}-${++counter}`
 
@@ -65,14 +78,14 @@ const unique = (): string => `${process.pid}-${Date.now().toString(36)}-${++coun
  * frames and queues what it receives, raw and parsed.
  */
 export class RawSipClient {
-  readonly received: Array<{ raw: string, binary: boolean }> = []
-  private readonly waiters: Array<(message: { raw: string, binary: boolean }) => void> = []
+  readonly received: RawMessage[] = []
+  private readonly waiters: Array<(message: RawMessage) => void> = []
   /** Made-up contact host, as RFC 7118 §5.2 UAs do. */
   readonly host = `${unique().replace(/[^a-z0-9]/g, '')}.invalid`
 
   private constructor (readonly ws: WebSocket, readonly user: string, readonly localPort: number) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      const message = { raw: data.toString(), binary: isBinary }
+      const message = { raw: data.toString(), data, binary: isBinary }
       const waiter = this.waiters.shift()
       if (waiter !== undefined) waiter(message)
       else this.received.push(message)
@@ -107,14 +120,14 @@ export class RawSipClient {
   }
 
   /** The next message, raw. */
-  async nextRaw (ms = 3000): Promise<{ raw: string, binary: boolean }> {
+  async nextRaw (ms = 3000): Promise<RawMessage> {
     const queued = this.received.shift()
     if (queued !== undefined) return queued
     return await within(ms, `a message for ${this.user}`, new Promise((resolve) => { this.waiters.push(resolve) }))
   }
 
   async next (ms = 3000): Promise<SipMessage> {
-    return parseSip((await this.nextRaw(ms)).raw)
+    return parseSip((await this.nextRaw(ms)).data)
   }
 
   /** A request with the headers RFC 3261 §8.1.1 requires; `headers` adds or overrides. */

@@ -54,8 +54,14 @@ export class NodeWebSocketInterface implements JsSIP.Socket {
     ws?.close()
   }
 
+  /** Sends JsSIP tried while the socket was not open (closing under it): they never left this process. */
+  refused = 0
+
   send (message: string | ArrayBufferLike | Blob | ArrayBufferView): boolean {
-    if (this.ws?.readyState !== WebSocket.OPEN) return false
+    if (this.ws?.readyState !== WebSocket.OPEN) {
+      this.refused++
+      return false
+    }
     this.ws.send(message as string)
     return true
   }

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import * as JsSIP from 'jssip'
 import { splitList } from '../../example/sip/headers'
 import { parseVia } from '../../example/sip/via'
-import { parseSip } from '../../example/sip/message'
+import { parseSip } from '../../example/sip/parse'
 import { startExample, within, type Example } from './helpers'
 import { incomingMessage, registered, send, stop, userAgent } from './jssip-node'
 import { reportedSetUp } from '../helpers/set-up'
@@ -53,7 +53,7 @@ describe('JsSIP UAs through the example server', () => {
     assert.equal(event.request.from.uri.user, 'alice')
     // What the proxy did on the way (RFC 3261 §16.6): its own Via on top naming alice's connection, and
     // one hop less than alice sent.
-    const sent = seen.map((raw) => parseSip(raw)).find((m) => m.kind === 'request' && m.method === 'MESSAGE' && m.body === text)
+    const sent = seen.map((raw) => parseSip(raw)).find((m) => m.kind === 'request' && m.method === 'MESSAGE' && m.body.toString() === text)
     assert.ok(sent !== undefined)
     const vias = event.request.getHeaders('via').flatMap(splitList)
     assert.equal(vias.length, 2)

@@ -4,6 +4,7 @@ import type { ExampleOptions } from '../../example/options'
 import { jsonRpc } from '../helpers/json-rpc'
 import { startKamailio, type Kamailio } from '../helpers/kamailio'
 import { freePort } from '../helpers/lwsc'
+import { startLossyLink, type LossyLink } from '../helpers/lossy-link'
 import { sippPassed, startSipp, type Sipp } from '../helpers/sipp'
 import { startExample, type Example } from './helpers'
 
@@ -16,27 +17,39 @@ export interface EdgeWithCore {
   coreAddress: string
   /** The edge's SIP port towards the core. */
   listenPort: number
+  /** The lossy link between the edge and the core, when there is one. */
+  link: LossyLink | null
   close: () => Promise<void>
 }
 
-/** A Kamailio core (kamailio-core.cfg) on UDP and TCP, and the example edge in front of it. */
-export async function startEdgeWithCore (transport: 'udp' | 'tcp' = 'udp', options: ExampleOptions = {}): Promise<EdgeWithCore> {
+/**
+ * A Kamailio core (kamailio-core.cfg) on UDP and TCP, and the example edge in front of it. With `loss`,
+ * the edge reaches the core, and the core the edge, through a link that loses that share of the UDP
+ * datagrams (the edge advertises the link's far end as its address).
+ */
+export async function startEdgeWithCore (transport: 'udp' | 'tcp' = 'udp', options: ExampleOptions = {}, loss?: { rate: number, seed: number }): Promise<EdgeWithCore> {
   const core = await startKamailio(CORE_CFG, await freePort('both'), { udp: true })
+  let link: LossyLink | null = null
   try {
     const coreAddress = `127.0.0.1:${core.port}`
     const listenPort = await freePort('both')
-    const example = await startExample({ sipCore: `${transport}:${coreAddress}`, sipListen: `${transport}:127.0.0.1:${listenPort}`, ...options })
+    link = loss === undefined ? null : await startLossyLink({ host: '127.0.0.1', port: core.port }, { host: '127.0.0.1', port: listenPort }, loss.rate, loss.seed)
+    const reach = link === null ? { sipCore: `${transport}:${coreAddress}` } : { sipCore: `${transport}:127.0.0.1:${link.edgeFacing}`, sipAdvertise: `127.0.0.1:${link.coreFacing}` }
+    const example = await startExample({ ...reach, sipListen: `${transport}:127.0.0.1:${listenPort}`, ...options })
     return {
       core,
       example,
       coreAddress,
       listenPort,
+      link,
       close: async () => {
         await example.app.close()
+        await link?.close()
         await core.stop()
       }
     }
   } catch (err) {
+    await link?.close()
     await core.stop()
     throw err
   }
@@ -44,12 +57,13 @@ export async function startEdgeWithCore (transport: 'udp' | 'tcp' = 'udp', optio
 
 /**
  * A sipp phone behind the core: its UAS (`scenario`) runs on a free port and a REGISTER of `user` at the
- * core (register.xml) names that port as its contact.
+ * core (`register`: register.xml, or register-userless.xml for a contact with no user part) names that
+ * port as its contact.
  */
-export async function registeredPhone (coreAddress: string, scenario: string, user: string): Promise<Sipp> {
+export async function registeredPhone (coreAddress: string, scenario: string, user: string, register = 'register.xml'): Promise<Sipp> {
   const phone = await startSipp(scenario, {})
   try {
-    await sippPassed(await startSipp('register.xml', { remote: coreAddress, service: user, keys: { contact_port: String(phone.port) } }), 'register.xml')
+    await sippPassed(await startSipp(register, { remote: coreAddress, service: user, keys: { contact_port: String(phone.port) } }), register)
     return phone
   } catch (err) {
     await phone.stop()

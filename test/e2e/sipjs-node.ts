@@ -1,26 +1,37 @@
 import assert from 'node:assert/strict'
-import type { Message, Registerer as RegistererType, UserAgent as UserAgentType } from 'sip.js' with { 'resolution-mode': 'import' }
+import type { Invitation, Message, Registerer as RegistererType, Session, UserAgent as UserAgentType } from 'sip.js' with { 'resolution-mode': 'import' }
 import WebSocket from 'ws'
 import { within } from './helpers'
 
 // sip.js is an ES module; its Web transport calls `new WebSocket(url, 'sip')`, and Node 20 has no global
 // WebSocket, so the `ws` package stands in (each test file runs in its own process).
 ;(globalThis as { WebSocket?: unknown }).WebSocket = WebSocket
+// sip.js's Web session description handler announces remote tracks with a MediaStreamTrackEvent, which
+// @roamhq/wrtc does not define: the DOM's shape is enough.
+;(globalThis as { MediaStreamTrackEvent?: unknown }).MediaStreamTrackEvent ??= class MediaStreamTrackEvent extends Event {
+  readonly track: unknown
+  constructor (type: string, init: { track: unknown }) {
+    super(type)
+    this.track = init.track
+  }
+}
 
 export type SipJs = typeof import('sip.js', { with: { 'resolution-mode': 'import' } })
 
-/** A sip.js UserAgent registered through the example, with the MESSAGEs it received (each answered 200). */
+/** A sip.js UserAgent registered through the example, with the MESSAGEs it received (each answered 200) and the calls. */
 export interface Peer {
   ua: UserAgentType
   registerer: RegistererType
   messages: Message[]
   onMessage: (() => void) | null
+  invitations: Invitation[]
+  onInvite: (() => void) | null
 }
 
 export async function peer (sip: SipJs, wsUrl: string, user: string): Promise<Peer> {
   const uri = sip.UserAgent.makeURI(`sip:${user}@127.0.0.1`)
   assert.ok(uri !== undefined)
-  const inbox: Pick<Peer, 'messages' | 'onMessage'> = { messages: [], onMessage: null }
+  const inbox: Pick<Peer, 'messages' | 'onMessage' | 'invitations' | 'onInvite'> = { messages: [], onMessage: null, invitations: [], onInvite: null }
   const ua = new sip.UserAgent({
     uri,
     transportOptions: { server: wsUrl, connectionTimeout: 5 },
@@ -32,6 +43,10 @@ export async function peer (sip: SipJs, wsUrl: string, user: string): Promise<Pe
         void message.accept()
         inbox.messages.push(message)
         inbox.onMessage?.()
+      },
+      onInvite: (invitation) => {
+        inbox.invitations.push(invitation)
+        inbox.onInvite?.()
       }
     }
   })
@@ -78,4 +93,30 @@ export async function send (sip: SipJs, from: Peer, to: string, body: string): P
 /** sip.js, an ES module, from this CommonJS test code. */
 export async function loadSipJs (): Promise<SipJs> {
   return await import('sip.js')
+}
+
+/**
+ * What sip.js's Web session description handler needs in Node for a call with no microphone: no local
+ * tracks, an audio m-line offered to receive (RTCPeerConnection comes from @roamhq/wrtc, installed as a
+ * global by jssip-node's installNodeWebRtc).
+ */
+export const NO_MEDIA_SDH = { constraints: { audio: false, video: false }, offerOptions: { offerToReceiveAudio: true } }
+
+/** The next call `p` receives (or received). */
+export async function nextInvitation (p: Peer): Promise<Invitation> {
+  const queued = p.invitations.shift()
+  if (queued !== undefined) return queued
+  await within(10_000, 'a call for the sip.js UA', new Promise<void>((resolve) => { p.onInvite = resolve }))
+  p.onInvite = null
+  const invitation = p.invitations.shift()
+  assert.ok(invitation !== undefined)
+  return invitation
+}
+
+/** Resolves once a session reaches `state` (`Established`, `Terminated`); rejects after 10 s. */
+export async function sessionState (sip: SipJs, session: Session, state: keyof typeof sip.SessionState): Promise<void> {
+  if (session.state === sip.SessionState[state]) return
+  await within(10_000, `the sip.js session to be ${state}`, new Promise<void>((resolve) => {
+    session.stateChange.addListener((now) => { if (now === sip.SessionState[state]) resolve() })
+  }))
 }

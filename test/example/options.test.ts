@@ -9,6 +9,14 @@ describe('the example\'s cluster settings from the environment', () => {
     assert.throws(() => optionsFromEnv({ REDIS_URL: '127.0.0.1:6379' }), /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/)
   })
 
+  test('SIP_ADVERTISE is read as it is; under WORKERS, worker i advertises its port + i', () => {
+    const core = { SIP_CORE: 'udp:127.0.0.1:5060', SIP_ADVERTISE: '192.0.2.10:5070' }
+    assert.equal(optionsFromEnv(core).sipAdvertise, '192.0.2.10:5070')
+    assert.equal(optionsFromEnv({ ...core, WORKER_INDEX: '2' }).sipAdvertise, '192.0.2.10:5072')
+    assert.equal(optionsFromEnv({ ...core, SIP_ADVERTISE: '[::1]:6000', WORKER_INDEX: '1' }).sipAdvertise, '[::1]:6001')
+    assert.equal(optionsFromEnv({ SIP_CORE: 'udp:127.0.0.1:5060' }).sipAdvertise, undefined)
+  })
+
   test('under WORKERS, worker i listens towards the core on SIP_LISTEN\'s port + i', () => {
     const core = { SIP_CORE: 'udp:127.0.0.1:5060' }
     assert.equal(optionsFromEnv({ ...core, WORKER_INDEX: '0' }).sipListen, 'udp:127.0.0.1:5070')
@@ -32,6 +40,7 @@ describe('the example\'s other settings from the environment', () => {
       rpcToken: undefined,
       sipCore: undefined,
       sipListen: undefined,
+      sipAdvertise: undefined,
       redisUrl: undefined
     })
   })
@@ -64,12 +73,15 @@ describe('the example\'s other settings from the environment', () => {
 describe('sipAddresses: the core and the edge\'s address towards it', () => {
   test('none without a core; both parsed with one; SIP_LISTEN defaults', () => {
     assert.equal(sipAddresses({}), null)
-    assert.deepEqual(sipAddresses({ sipCore: 'tcp:127.0.0.1:5060' }), { core: { transport: 'tcp', host: '127.0.0.1', port: 5060 }, listen: { transport: 'udp', host: '127.0.0.1', port: 5070 } })
+    assert.deepEqual(sipAddresses({ sipCore: 'tcp:127.0.0.1:5060' }), { core: { transport: 'tcp', host: '127.0.0.1', port: 5060 }, listen: { transport: 'udp', host: '127.0.0.1', port: 5070 }, advertise: null })
+    assert.deepEqual(sipAddresses({ sipCore: 'udp:127.0.0.1:5060', sipListen: 'tcp:127.0.0.1:5070', sipAdvertise: '[::1]:6000' })?.advertise, { transport: 'tcp', host: '::1', port: 6000 }, 'SIP_ADVERTISE: the transport is SIP_LISTEN\'s')
     assert.deepEqual(sipAddresses({ sipCore: 'udp:[::1]:5060', sipListen: 'udp:[::1]:0' })?.listen, { transport: 'udp', host: '::1', port: 0 })
   })
 
   test('a listen address without a core, or a bad address, is refused with the setting\'s name', () => {
     assert.throws(() => sipAddresses({ sipListen: 'udp:127.0.0.1:5070' }), /^Error: sipListen \(SIP_LISTEN\) is the edge's address towards a core: set sipCore \(SIP_CORE\) too$/)
+    assert.throws(() => sipAddresses({ sipAdvertise: '127.0.0.1:5070' }), /^Error: sipAdvertise \(SIP_ADVERTISE\) is the edge's address towards a core/)
+    assert.throws(() => sipAddresses({ sipCore: 'udp:127.0.0.1:5060', sipAdvertise: 'edge.example:5070' }), /^Error: sipAdvertise \(SIP_ADVERTISE\) must be/)
     assert.throws(() => sipAddresses({ sipCore: 'udp:core.example:5060' }), /^Error: sipCore \(SIP_CORE\) must be udp:IP:PORT/)
     assert.throws(() => sipAddresses({ sipCore: 'udp:127.0.0.1:5060', sipListen: 'sctp:127.0.0.1:5070' }), /^Error: sipListen \(SIP_LISTEN\) must be udp:IP:PORT/)
   })

@@ -15,8 +15,12 @@ export interface Kamailio {
   port: number
   /** The main process (its children are the workers). */
   pid: number
-  /** Everything it printed, for failure messages. */
+  /** The end of what it printed, for failure messages. */
   log: () => string
+  /** How many lines it printed that contain `text`. */
+  count: (text: string) => number
+  /** The lines it printed that contain `text`. */
+  lines: (text: string) => string[]
   stop: () => Promise<void>
 }
 
@@ -80,7 +84,8 @@ export async function startKamailio (cfg: string, port: number, sizes: KamailioO
     }
     await delay(100)
   }
-  return { port, pid: child.pid ?? 0, log, stop }
+  const lines = (text: string): string[] => output.split('\n').filter((line) => line.includes(text))
+  return { port, pid: child.pid ?? 0, log, count: (text) => lines(text).length, lines, stop }
 }
 
 /** Whether 127.0.0.1:`port` accepts a TCP connection now. */

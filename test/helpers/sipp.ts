@@ -23,14 +23,22 @@ export interface SippOptions {
   keys?: Record<string, string>
   /** Global bound on the run (-timeout), ms. */
   timeoutMs?: number
+  /** Its address: 127.0.0.1, or ::1 for IPv6. */
+  host?: '127.0.0.1' | '::1'
+  /** Calls to run (-m), 1 by default; with a `remote`, one at a time (-l 1). */
+  calls?: number
+  /** More of sipp's options: `-nr`, `-lost 20`, ... */
+  extra?: string[]
 }
 
 export interface Sipp {
   pid: number
   /** Its local UDP port. */
   port: number
-  /** Everything it printed, for failure messages. */
+  /** What it printed that says what went wrong, and its last screen, for failure messages. */
   output: () => string
+  /** Everything it printed. */
+  printedAll: () => string
   /** Resolves with the exit status once it has ended (0: the scenario passed). */
   exited: Promise<number>
   /** Resolves once a line containing `text` was printed (a scenario's `<exec command="echo ...">`). */
@@ -60,13 +68,16 @@ class PortTaken extends Error {}
 async function launch (scenario: string, options: SippOptions, port: number): Promise<Sipp> {
   const dir = await mkdtemp(join(tmpdir(), 'sipp-'))
   const timeoutMs = options.timeoutMs ?? 30000
+  const host = options.host ?? '127.0.0.1'
   const args = [
     ...(options.remote === undefined ? [] : [options.remote]),
-    '-sf', join(SCENARIOS, scenario), '-i', '127.0.0.1', '-mi', '127.0.0.1', '-p', String(port),
+    '-sf', join(SCENARIOS, scenario), '-i', host, '-mi', host, '-p', String(port),
     ...(process.env.SIPP_TRACE === undefined ? [] : ['-trace_msg']),
-    '-m', '1', '-nostdin', '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error', '-trace_err',
+    // A calling sipp makes its calls one after the other; an answering one takes them as they come.
+    '-m', String(options.calls ?? 1), ...(options.remote === undefined ? [] : ['-l', '1']), '-nostdin', '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error', '-trace_err',
     '-s', options.service ?? 'service',
-    ...Object.entries(options.keys ?? {}).flatMap(([name, value]) => ['-key', name, value])
+    ...Object.entries(options.keys ?? {}).flatMap(([name, value]) => ['-key', name, value]),
+    ...options.extra ?? []
   ]
   let output = ''
   const lineWaiters: Array<{ text: string, resolve: (line: string) => void }> = []
@@ -117,14 +128,14 @@ async function launch (scenario: string, options: SippOptions, port: number): Pr
       const message = `sipp ${scenario} exited (status ${status}) during start-up on port ${port}:\n${tail()}`
       throw /Unable to bind main socket/.test(output) ? new PortTaken(message) : new Error(message)
     }
-    if (await holdsUdpPort(child.pid ?? 0, port)) break
+    if (await holdsUdpPort(child.pid ?? 0, host, port)) break
     if (i === 100) {
       await stop()
-      throw new Error(`sipp ${scenario} did not bind 127.0.0.1:${port} within 5 s:\n${tail()}`)
+      throw new Error(`sipp ${scenario} did not bind ${host} port ${port} within 5 s:\n${tail()}`)
     }
     await delay(50)
   }
-  return { pid: child.pid ?? 0, port, output: tail, exited, printed, stop }
+  return { pid: child.pid ?? 0, port, output: tail, printedAll: () => output, exited, printed, stop }
 }
 
 /** Awaits the end of a sipp run and throws with its output unless the scenario passed. */
@@ -134,13 +145,15 @@ export async function sippPassed (sipp: Sipp, scenario: string, ms = 20000): Pro
 }
 
 /**
- * Whether process `pid` holds a UDP socket bound to 127.0.0.1:`port`: Linux's /proc/net/udp gives the
- * socket's inode for that address (both in hex), and /proc/<pid>/fd whether the process has it open. Only
- * looked at, never bound, so the check cannot take the port from sipp, nor mistake another holder for it.
+ * Whether process `pid` holds a UDP socket bound to `host`:`port`: Linux's /proc/net/udp (udp6 for ::1)
+ * gives the socket's inode for that address (both in hex), and /proc/<pid>/fd whether the process has it
+ * open. Only looked at, never bound, so the check cannot take the port from sipp, nor mistake another
+ * holder for it.
  */
-async function holdsUdpPort (pid: number, port: number): Promise<boolean> {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
-  const table = await readFile('/proc/net/udp', 'utf8')
+async function holdsUdpPort (pid: number, host: string, port: number): Promise<boolean> {
+  const address = host === '::1' ? '00000000000000000000000001000000' : '0100007F'
+  const local = `${address}:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  const table = await readFile(host === '::1' ? '/proc/net/udp6' : '/proc/net/udp', 'utf8')
   const inodes = new Set(table.split('\n').map((line) => line.trim().split(/\s+/)).filter((f) => f[1] === local).map((f) => `socket:[${f[9]}]`))
   if (inodes.size === 0) return false
   const fds = await readdir(`/proc/${pid}/fd`).catch(() => [])

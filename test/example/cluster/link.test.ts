@@ -6,6 +6,7 @@ import sipWs from '../../../lib'
 import { ClusterLink, NODE_TIMEOUT } from '../../../example/cluster/link'
 import { RedisBindings } from '../../../example/cluster/redis-bindings'
 import type { ConnectionLocal } from '../../../example/proxy/connection-local'
+import { Parking } from '../../../example/proxy/parking'
 import { Registrar } from '../../../example/proxy/registrar'
 import { parseUri } from '../../../example/sip/uri'
 import { startNode } from '../../helpers/cluster'
@@ -62,7 +63,7 @@ describe('ClusterLink.watch: node-down purges, Redis coming back, close', () => 
     app = Fastify(logged.fastifyOptions)
     await app.register(sipWs, { cluster: link.pluginOptions })
     const connections = new Map([[1, LOCAL]])
-    const locations = link.locations(app, connections)
+    const locations = link.locations(app, connections, new Parking())
     const registrar = new Registrar(32, Date.now, locations)
     link.watch(app, locations, registrar)
     registrar.update('mia', 1, 'sip:m1@x.invalid', parseUri('sip:m1@x.invalid') ?? assert.fail(), new Map(), 600)
@@ -88,6 +89,18 @@ describe('ClusterLink.watch: node-down purges, Redis coming back, close', () => 
     } finally {
       await node.stop()
     }
+  })
+
+  test('counted gone while alive (its presence lapsed and a survivor purged it): cluster:rejoined writes its bindings back', async () => {
+    const instance = app.wsCluster.instance
+    // What a survivor's purge does once Redis says the node is gone: the node's presence lapses, its bindings go.
+    await client.del(`sipws:node:${instance}`)
+    await client.del('{sipws}:reg:aor:mia', `{sipws}:reg:node:${instance}`)
+    const line = await within(logged.next('sip cluster: rejoined, bindings written again'), NODE_TIMEOUT * 2, () => 'the rewrite on cluster:rejoined')
+    assert.equal(line.bindings, 1)
+    await until(async () => await client.hlen('{sipws}:reg:aor:mia') === 1, 3000, () => 'mia\'s binding back in Redis')
+    const rejoined = await logged.next('sip cluster: the others may have counted this node gone')
+    assert.equal(rejoined.reason, 'lease-expired')
   })
 
   test('Redis restarted empty: the secret and this node\'s bindings are written again', async () => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { CoreTransactions } from '../../../example/core/transactions'
-import { parseSip, type SipMessage } from '../../../example/sip/message'
+import { type SipMessage } from '../../../example/sip/message'
+import { parseSip } from '../../../example/sip/parse'
 
 const INVITE = 'INVITE sip:alice@edge SIP/2.0\r\nVia: SIP/2.0/UDP core.example:5080;branch=z9hG4bKinv;rport\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n'
 const message = (text: string): SipMessage => parseSip(text)
@@ -25,13 +26,13 @@ test('a request seen again within 64×T1 is a retransmission, with the last answ
   const transactions = new CoreTransactions(100, () => now)
   const key = CoreTransactions.key(message(INVITE)) ?? assert.fail()
   assert.equal(transactions.begin(key), true)
-  assert.deepEqual(transactions.begin(key), { expiresAt: 32_000, response: null }, 'no answer yet: dropped')
-  transactions.answered(key, 'SIP/2.0 100 Trying\r\n\r\n')
-  transactions.answered(key, 'SIP/2.0 486 Busy Here\r\n\r\n')
-  assert.deepEqual(transactions.begin(key), { expiresAt: 32_000, response: 'SIP/2.0 486 Busy Here\r\n\r\n' })
+  assert.deepEqual(transactions.begin(key), { response: null }, 'no answer yet: dropped')
+  transactions.answered(key, Buffer.from('SIP/2.0 100 Trying\r\n\r\n'))
+  transactions.answered(key, Buffer.from('SIP/2.0 486 Busy Here\r\n\r\n'))
+  assert.deepEqual(transactions.begin(key), { response: Buffer.from('SIP/2.0 486 Busy Here\r\n\r\n') })
   now = 32_000
   assert.equal(transactions.begin(key), true, 'past its lifetime it is a new request')
-  transactions.answered('not seen', 'x')
+  transactions.answered('not seen', Buffer.from('x'))
   assert.equal(transactions.size, 1, 'an answer to an unknown request is not kept')
 })
 

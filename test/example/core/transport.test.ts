@@ -59,7 +59,7 @@ describe('CoreTransport on real UDP and TCP sockets', () => {
       assert.equal(text, OPTIONS(1))
       assert.deepEqual(source, { transport: 'udp', address: '127.0.0.1', port: peer.address().port })
       const answer = once(peer, 'message') as Promise<[Buffer]>
-      transport.send('SIP/2.0 200 OK\r\n\r\n', source)
+      transport.send(Buffer.from('SIP/2.0 200 OK\r\n\r\n'), source)
       assert.equal((await within(answer, 3000, () => 'the answer'))[0].toString(), 'SIP/2.0 200 OK\r\n\r\n')
     } finally {
       peer.close()
@@ -80,7 +80,7 @@ describe('CoreTransport on real UDP and TCP sockets', () => {
       assert.equal((await received.next()).text, OPTIONS(3))
       assert.equal((await within(pong, 3000, () => 'the pong'))[0].toString(), '\r\n')
       const answer = once(socket, 'data') as Promise<[Buffer]>
-      transport.send('SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n', first.source)
+      transport.send(Buffer.from('SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n'), first.source)
       assert.equal((await within(answer, 3000, () => 'the answer on the same connection'))[0].toString(), 'SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n')
     } finally {
       socket.destroy()
@@ -108,8 +108,8 @@ describe('CoreTransport on real UDP and TCP sockets', () => {
     const port = (server.address() as net.AddressInfo).port
     try {
       const target: SipPeer = { transport: 'tcp', address: '127.0.0.1', port }
-      transport.send(OPTIONS(4), target)
-      transport.send(OPTIONS(5), target)
+      transport.send(Buffer.from(OPTIONS(4)), target)
+      transport.send(Buffer.from(OPTIONS(5)), target)
       await until(() => data.join('') === OPTIONS(4) + OPTIONS(5), 3000, () => 'both messages at the peer', 10)
       assert.equal(accepted.length, 1, 'one connection for both')
       // The peer answers on it: the answer comes up as from that peer.

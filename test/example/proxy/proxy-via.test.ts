@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { CID_PARAM, ProxyVia } from '../../../example/proxy/proxy-via'
-import { parseSip, SipRequest, SipResponse } from '../../../example/sip/message'
+import { SipRequest, SipResponse } from '../../../example/sip/message'
+import { parseSip } from '../../../example/sip/parse'
 import { topVia } from '../../../example/sip/via'
 import { makeId, prefixOf } from '../../../lib/cluster/ids'
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { DEFAULT_EXPIRES, register } from '../../../example/proxy/register'
 import { Registrar } from '../../../example/proxy/registrar'
-import { parseSip, SipRequest } from '../../../example/sip/message'
+import { SipRequest } from '../../../example/sip/message'
+import { parseSip } from '../../../example/sip/parse'
 import { recordedLog } from '../../helpers/log'
 
 function registerRequest (headers: Record<string, string>, to = '<sip:alice@example.test>'): SipRequest {

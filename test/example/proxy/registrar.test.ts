@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Registrar } from '../../../example/proxy/registrar'
+import { contactKey, Registrar } from '../../../example/proxy/registrar'
 import { parseUri } from '../../../example/sip/uri'
 
 function contact (text: string): { uri: string, parsed: NonNullable<ReturnType<typeof parseUri>> } {
@@ -80,4 +80,17 @@ test('the listener hears every binding made, refreshed and removed by a UA or wi
     'removed alice 1', 'removed alice 2',
     'saved alice 1', 'removed alice 1', 'saved alice 4', 'removed alice 4'
   ])
+})
+
+test('contactKey compares contacts as RFC 3261 §19.1.4 does: escapes resolved, host case aside, the port counted', () => {
+  const key = (uri: string): string => contactKey(parseUri(uri) ?? assert.fail(uri))
+  assert.equal(key('sip:%61lice@X.invalid'), key('sip:alice@x.invalid'))
+  assert.notEqual(key('sip:Alice@x.invalid'), key('sip:alice@x.invalid'), 'the user is case-sensitive')
+  assert.notEqual(key('sip:127.0.0.1:5091'), key('sip:127.0.0.1:5092'))
+  assert.notEqual(key('sip:127.0.0.1'), key('sip:127.0.0.1:5060'))
+  const registrar = new Registrar()
+  const phone = parseUri('sip:127.0.0.1:5091') ?? assert.fail()
+  registrar.update('phone', 1, 'sip:127.0.0.1:5091', phone, new Map(), 60)
+  assert.equal(registrar.lookupContact(parseUri('sip:127.0.0.1:5091;transport=udp') ?? assert.fail())?.aor, 'phone', 'a user-less contact is found by host and port')
+  assert.equal(registrar.lookupContact(parseUri('sip:127.0.0.1:5092') ?? assert.fail()), undefined)
 })

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { formatParams, parseCSeq, parseParams, parseSeconds, splitList, withOptionTags } from '../../../example/sip/headers'
-import { parseSip } from '../../../example/sip/message'
+import { formatParams, listElements, parseCSeq, parseParams, parseSeconds, splitList, withOptionTags } from '../../../example/sip/headers'
+import { parseSip } from '../../../example/sip/parse'
 
 describe('header values', () => {
   test('splitList keeps commas inside quotes and angle brackets', () => {
     assert.deepEqual(splitList('<sip:a@x;p=1,2>;q=0.5, "Doe, John" <sip:b@y>, sip:c@z'), ['<sip:a@x;p=1,2>;q=0.5', '"Doe, John" <sip:b@y>', 'sip:c@z'])
     assert.deepEqual(splitList(' a ,, b '), ['a', 'b'])
+    assert.deepEqual(listElements(' a ,, b '), ['a', '', 'b'], 'listElements keeps the empty ones, for the checks')
   })
 
   test('splitList: an escaped quote inside a quoted string does not end it', () => {
@@ -28,6 +29,10 @@ describe('header values', () => {
   test('parseParams', () => {
     assert.deepEqual(parseParams(';A=1; b ;c="x;y"'), new Map([['a', '1'], ['b', null], ['c', '"x;y"']]))
     assert.equal(parseParams(';bad name=1'), null)
+    assert.equal(parseParams(';a;;b'), null, 'an empty parameter')
+    assert.equal(parseParams(';a="open'), null, 'an unclosed quote')
+    assert.deepEqual(parseParams(' ; newparam =  newvalue ; secondparam ; q = 0.33'), new Map([['newparam', 'newvalue'], ['secondparam', null], ['q', '0.33']]), 'LWS around ; and =')
+    assert.deepEqual(parseParams(';received=[2001:db8::9:255];maddr=2001:db8::9:1'), new Map([['received', '[2001:db8::9:255]'], ['maddr', '2001:db8::9:1']]), 'IPv6 values')
   })
 
   test('formatParams writes what parseParams read, names lower-cased, quoted values kept', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { bareHost, formatHost, parseHostPort, sameHost } from '../../../example/sip/host'
+import { bareHost, formatHost, parseHostPort, sameHost, isGroupAddress } from '../../../example/sip/host'
 
 test('formatHost', () => {
   assert.equal(formatHost('::1'), '[::1]')
@@ -25,4 +25,9 @@ test('bareHost and sameHost: brackets and case aside', () => {
   assert.equal(sameHost('Edge.Example.com', 'edge.example.COM'), true)
   assert.equal(sameHost('[2001:DB8::1]', '2001:db8::1'), true)
   assert.equal(sameHost('127.0.0.1', '127.0.0.2'), false)
+})
+
+test('isGroupAddress: broadcast and multicast, IPv4 and IPv6; not a unicast address', () => {
+  for (const group of ['255.255.255.255', '224.0.0.1', '239.255.255.250', 'ff02::1', '[FF05::2]']) assert.equal(isGroupAddress(group), true, group)
+  for (const one of ['192.0.2.198', '127.0.0.1', '::1', '[2001:db8::1]', 'fe80::1', 'ffhost.example']) assert.equal(isGroupAddress(one), false, one)
 })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { parseSip } from '../../../example/sip/message'
+import { parseSip } from '../../../example/sip/parse'
 import { MAX_STREAM_MESSAGE, SipStreamReader, type StreamItem } from '../../../example/sip/stream'
 
 const OPTIONS = 'OPTIONS sip:edge.example SIP/2.0\r\nVia: SIP/2.0/TCP core.example;branch=z9hG4bK1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n'
@@ -17,7 +17,7 @@ test('messages are cut by Content-Length (the compact form too), whatever the ch
   assert.deepEqual(kinds(items), ['message OPTIONS', 'message MESSAGE', 'message OPTIONS'])
   const message = items[1]
   assert.ok(message.kind === 'message')
-  assert.equal(parseSip(message.data).body, 'hello')
+  assert.equal(parseSip(message.data).body.toString(), 'hello')
   assert.deepEqual(kinds(new SipStreamReader().push(whole)), ['message OPTIONS', 'message MESSAGE', 'message OPTIONS'], 'and all in one chunk')
 })
 
@@ -33,6 +33,13 @@ test('a double CRLF between messages is a keepalive ping; a lone CRLF (the pong)
 test('no Content-Length on a stream is an error: the rest cannot be framed', () => {
   const items = new SipStreamReader().push(Buffer.from('OPTIONS sip:e SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n' + OPTIONS))
   assert.deepEqual(kinds(items), ['error no Content-Length on a stream'])
+})
+
+test('a folded Content-Length frames the message as the parser reads it; two of them are an error', () => {
+  const folded = 'MESSAGE sip:b@e SIP/2.0\r\nContent-Length:\r\n 5\r\n\r\nhello'
+  assert.deepEqual(kinds(new SipStreamReader().push(Buffer.from(folded + OPTIONS))), ['message MESSAGE', 'message OPTIONS'])
+  const two = 'MESSAGE sip:b@e SIP/2.0\r\nl: 0\r\nContent-Length: 5\r\n\r\nhello'
+  assert.deepEqual(kinds(new SipStreamReader().push(Buffer.from(two))), ['error more than one Content-Length'])
 })
 
 test('a message or a head longer than MAX_STREAM_MESSAGE is an error, not a buffer that grows', () => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { parseSip, SipRequest } from '../../../example/sip/message'
-import { markReceived, parseVia, topVia, viaTarget } from '../../../example/sip/via'
+import { SipRequest } from '../../../example/sip/message'
+import { parseSip } from '../../../example/sip/parse'
+import { allVias, markReceived, parseVia, topVia, viaTarget } from '../../../example/sip/via'
 
 const request = (...lines: string[]): SipRequest => {
   const message = parseSip([...lines, '', ''].join('\r\n'))
@@ -13,6 +14,16 @@ test('parseVia', () => {
   assert.deepEqual(parseVia('SIP / 2.0 / ws 10.0.0.1:8080 ;branch=z9hG4bK1;rport'), { protocol: 'SIP/2.0/WS', host: '10.0.0.1', port: 8080, params: new Map([['branch', 'z9hG4bK1'], ['rport', null]]) })
   assert.equal(parseVia('SIP/2.0/WS'), null)
   assert.equal(parseVia('HTTP/1.1 x'), null)
+  assert.equal(parseVia('SIP/2.0/UDP 192.0.2.15;;'), null, 'an empty parameter (RFC 4475 §3.1.2.1)')
+  assert.deepEqual(parseVia('SIP  /   2.0 /UDP    192.0.2.2;branch=390skdjuw')?.protocol, 'SIP/2.0/UDP', 'white space around the slashes (RFC 4475 §3.1.1.1)')
+  assert.equal(parseVia('SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3')?.params.get('received'), '2001:db8::9:255', 'received without brackets (RFC 5118 §4.5)')
+  assert.equal(parseVia('SIP/2.0/UDP [2001:db8::9:1]:6050;received=[2001:db8::9:255]')?.port, 6050)
+})
+
+test('allVias: every value of every line; null for a malformed or empty one', () => {
+  assert.equal(allVias(request('MESSAGE sip:b@x SIP/2.0', 'Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b', 'v: SIP/2.0/TCP c'))?.length, 3)
+  assert.equal(allVias(request('MESSAGE sip:b@x SIP/2.0', 'Via: SIP/2.0/UDP 192.0.2.15;;,;,,')), null)
+  assert.equal(allVias(request('MESSAGE sip:b@x SIP/2.0', 'Via: SIP/2.0/UDP a, , SIP/2.0/UDP b')), null)
 })
 
 test('topVia: the first value of the first Via line, compact form included; null when missing or malformed', () => {
