@@ -91,10 +91,13 @@ describe('a real softphone (baresip) behind the Kamailio core, calling and calle
     await confirmed
     await phone.event('CALL_ESTABLISHED')
     const held = new Promise<void>((resolve) => { session.once('hold', (e) => { if (e.originator === 'remote') resolve() }) })
+    // Its resume may go only once its hold's re-INVITE has its answer (RFC 3261 §14.1): that answer's event, not an older one.
+    phone.forget('CALL_REMOTE_SDP')
     assert.equal((await phone.command('hold')).ok, true)
     await within(10_000, 'the softphone\'s hold re-INVITE', held)
     await phone.event('CALL_REMOTE_SDP', (e) => e.param === 'answer')
     const resumed = new Promise<void>((resolve) => { session.once('unhold', (e) => { if (e.originator === 'remote') resolve() }) })
+    phone.forget('CALL_REMOTE_SDP')
     assert.equal((await phone.command('resume')).ok, true)
     await within(10_000, 'the softphone\'s resume re-INVITE', resumed)
     await phone.event('CALL_REMOTE_SDP', (e) => e.param === 'answer')

@@ -42,6 +42,11 @@ export interface Softphone {
    * 10 s): `CALL_REMOTE_SDP` with param `answer` says the other end answered its re-INVITE's offer.
    */
   event: (type: string, accept?: (event: BaresipEvent) => boolean) => Promise<BaresipEvent>
+  /**
+   * Drops the events of `type` reported so far and not taken, so the next `event(type)` is one reported
+   * from now on: the initial INVITE's answer is a `CALL_REMOTE_SDP` too, and must not pass for a re-INVITE's.
+   */
+  forget: (type: string) => void
   /** What it printed with its SIP trace, for failure messages. */
   output: () => string
   stop: () => Promise<void>
@@ -102,7 +107,7 @@ export async function startBaresip (options: SoftphoneOptions): Promise<Softphon
     throw err
   }
   const ctrl = control
-  return { pid: child.pid ?? 0, aor, command: ctrl.command.bind(ctrl), event: ctrl.event.bind(ctrl), output: tail, stop }
+  return { pid: child.pid ?? 0, aor, command: ctrl.command.bind(ctrl), event: ctrl.event.bind(ctrl), forget: ctrl.forget.bind(ctrl), output: tail, stop }
 }
 
 /** baresip's ctrl_tcp socket: commands out, their answers and the events in, each a netstring of JSON. */
@@ -146,6 +151,10 @@ class Control {
     const index = this.events.findIndex(matches)
     if (index !== -1) return this.events.splice(index, 1)[0]
     return await within(new Promise<BaresipEvent>((resolve) => { this.eventWaiters.push({ matches, resolve }) }), 10_000, () => `baresip's ${type}:\n${this.output()}`)
+  }
+
+  forget (type: string): void {
+    for (let i = this.events.length - 1; i >= 0; i--) if (this.events[i].type === type) this.events.splice(i, 1)
   }
 
   destroy (): void {
