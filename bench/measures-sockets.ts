@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os'
 import type { Loader } from './loader'
 import type { LoadCommand } from './load'
-import { CONTROL, freshTargets, inRounds, noiseLine, observe, place, rateTable, type Figures } from './observe'
+import { CONTROL, freshTargets, inRounds, noiseLine, observe, place, rateTable, type Figures, type RoundOptions } from './observe'
 import type { Params } from './params'
 import type { Cores } from './pin'
 import { loadAverage, out, plural, type Report } from './report'
@@ -22,6 +22,8 @@ export interface Bench {
   loaders: Loader[]
   /** Per-core rounds paired with the reference (the default), or alternated (`--alternated`). */
   paired: boolean
+  /** More processes of the reference (C), so that each pair of a round has a fresh one (observe.ts `inRounds`). */
+  spareRefs: Target[]
 }
 
 /** What per-core ratios are taken against: raw ws. */
@@ -33,6 +35,14 @@ const ran = (f: Figures, ...names: string[]): boolean => names.every((n) => f.ha
 const SOURCE = ['127.0.0.2', '127.0.0.3'] as const
 const warn = (line: string): void => { out(line) }
 
+/** Paired rounds against REF, with fresh processes (the spare references' too) before each round. */
+const roundOptions = (b: Bench, targets: Target[]): RoundOptions => ({
+  paired: b.paired,
+  ref: REF,
+  spareRefs: b.spareRefs,
+  fresh: async () => { await freshTargets(b.cores, [...targets, ...(b.paired ? b.spareRefs : [])], b.loaders) }
+})
+
 const rtt = (t: Target, conns: number, localAddress: string, p: { seconds: number, warmupMs: number }, size?: number): LoadCommand =>
   ({ cmd: 'rtt', port: t.port, conns, warmupMs: p.warmupMs, seconds: p.seconds, localAddress, size })
 
@@ -43,7 +53,7 @@ export async function measureRoundTrips (b: Bench): Promise<void> {
     // Kamailio at 50 connections only: the A/K goal is there, and the rounds are long.
     const targets = only(b.targets, ['A', 'A-async', 'B', 'C', 'C-copy', ...(conns === 50 ? ['K'] : []), ...b.targets.map((t) => t.name).filter((n) => n.includes('-no-') || n.startsWith('C-beside-'))])
     const load0 = loadAverage()
-    const f = await inRounds(targets, p.rounds, async (t, slot) => await observe([b.loaders[slot]], t, [rtt(t, conns, SOURCE[slot], p)], warn), { paired: b.paired, ref: REF, fresh: async () => { await freshTargets(b.cores, targets, b.loaders) } })
+    const f = await inRounds(targets, p.rounds, async (t, slot) => await observe([b.loaders[slot]], t, [rtt(t, conns, SOURCE[slot], p)], warn), roundOptions(b, targets))
     out(`### Round trips, ${plural(conns, 'connection')}, one core (one OPTIONS in flight on each), ${plural(p.rounds, 'round')} of ${p.seconds} s`)
     out()
     noiseLine(f, 'round trips', [load0, loadAverage()])
@@ -69,7 +79,7 @@ export async function measureSizes (b: Bench, bufferutil: boolean): Promise<void
   out()
   for (const size of p.sizes) {
     const load0 = loadAverage()
-    const f = await inRounds(targets, p.rounds, async (t, slot) => await observe([b.loaders[slot]], t, [rtt(t, p.conns, SOURCE[slot], p, size)], warn), { paired: b.paired, ref: REF, fresh: async () => { await freshTargets(b.cores, targets, b.loaders) } })
+    const f = await inRounds(targets, p.rounds, async (t, slot) => await observe([b.loaders[slot]], t, [rtt(t, p.conns, SOURCE[slot], p, size)], warn), roundOptions(b, targets))
     out(`#### ${size === 0 ? 'a bare OPTIONS (about 245 bytes)' : plural(size, 'byte')}`)
     out()
     noiseLine(f, 'messages', [load0, loadAverage()])
@@ -88,7 +98,14 @@ export async function measureHandshakes (b: Bench): Promise<void> {
   const load0 = loadAverage()
   const f = await inRounds(targets, p.rounds, async (t, slot) => await observe([b.loaders[slot]], t, [
     { cmd: 'handshakes', port: t.port, concurrency: p.concurrency, seconds: p.seconds, localAddresses: localAddresses[slot], warmupMs: p.warmupMs }
-  ], warn), { paired: b.paired, ref: REF, fresh: async () => { await freshTargets(b.cores, targets, b.loaders) } })
+  ], warn), {
+    // The same processes all through, each warmed by one unrecorded window first: a fresh process's
+    // handshake path is still being compiled after its warm-up (on a core it shares), which charged A,
+    // with the most JavaScript on that path, up to 1.6× the CPU a warmed A takes (bench:profile).
+    paired: b.paired,
+    ref: REF,
+    warmFirst: true
+  })
   out(`### Handshakes, one core (open with sub-protocol sip, then a clean close), concurrency ${p.concurrency}, ${plural(p.rounds, 'round')} of ${p.seconds} s`)
   out()
   out('A runs two `xhttp:request` hooks on each, one sync and one async.')

@@ -158,6 +158,17 @@ export function rotated<T> (list: T[], round: number): T[] {
 /** One observation of a target from load slot 0 or 1 (two loaders, two source addresses). */
 export type ObserveOne = (t: Target, slot: 0 | 1) => Promise<Observation>
 
+export interface RoundOptions {
+  paired: boolean
+  ref: string
+  /** Before each round: fresh target processes. */
+  fresh?: () => Promise<void>
+  /** More processes of the reference, so that each pair of a round has one as fresh as its target. */
+  spareRefs?: Target[]
+  /** One unrecorded observation of every target before the rounds: the processes stay, warmed alike. */
+  warmFirst?: boolean
+}
+
 /**
  * Rounds of a per-core measure. Paired (the default): in each round every target runs at the same time as
  * the reference, both servers on the one server core and each with its own load, and the ratio is taken
@@ -165,14 +176,21 @@ export type ObserveOne = (t: Target, slot: 0 | 1) => Promise<Observation>
  * machines, the clock) falls on both alike. Alternated: each target alone, one after the other, as the
  * whole-machine measure must.
  */
-export async function inRounds (targets: Target[], rounds: number, one: ObserveOne, opts: { paired: boolean, ref: string, fresh?: () => Promise<void> }): Promise<Figures> {
+export async function inRounds (targets: Target[], rounds: number, one: ObserveOne, opts: RoundOptions): Promise<Figures> {
   const f = new Figures(opts.ref)
   const ref = targets.find((t) => t.name === opts.ref)
+  if (opts.warmFirst === true) for (const t of targets) await one(t, 0)
   for (let round = 0; round < rounds; round++) {
     await opts.fresh?.()
     if (opts.paired && ref !== undefined) {
-      for (const t of rotated(targets.filter((x) => x !== ref), round)) {
-        const [o, r] = await Promise.all([one(t, 0), one(ref, 1)])
+      // Every pair gets a reference process as fresh as its target: one reference through all the pairs
+      // of a round had warmed up over the pairs before, a bias against whoever came later (the
+      // handshake control, C-copy/C, read 0.53).
+      const refs = [ref, ...(opts.spareRefs ?? [])]
+      const others = rotated(targets.filter((x) => x !== ref), round)
+      for (let i = 0; i < others.length; i++) {
+        const t = others[i]
+        const [o, r] = await Promise.all([one(t, 0), one(refs[i % refs.length], 1)])
         // Each pair's "other" CPU leaves out the other half of the pair.
         o.otherCpu = Math.max(0, o.otherCpu - r.serverCpu - r.loadCpu)
         r.otherCpu = Math.max(0, r.otherCpu - o.serverCpu - o.loadCpu)

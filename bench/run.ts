@@ -90,6 +90,17 @@ async function startTargets (stops: Array<() => Promise<void> | void>): Promise<
   return targets
 }
 
+/**
+ * Paired rounds pair every target with C: one more C process for each pair of a round past the first, so
+ * that each pair's C is as fresh as its target (observe.ts `inRounds`). Named C: their figures are C's.
+ */
+async function startSpareRefs (targets: Target[], paired: boolean, stops: Array<() => Promise<void> | void>): Promise<Target[]> {
+  if (!paired || !targets.some((t) => t.name === 'C')) return []
+  const spares = await Promise.all(Array.from({ length: Math.max(0, targets.length - 2) }, async () => await startNodeTarget('C', 'C')))
+  for (const t of spares) stops.push(t.stop)
+  return spares
+}
+
 async function main (): Promise<void> {
   const started = Date.now()
   const stops: Array<() => Promise<void> | void> = []
@@ -112,7 +123,8 @@ async function main (): Promise<void> {
     out()
     const loaders = await Promise.all(Array.from({ length: P.loaders }, async () => await Loader.start()))
     stops.push(() => { for (const l of loaders) l.stop() })
-    const b: Bench = { P, cores: where, report: new Report(), targets, loaders, paired: !argv.includes('--alternated') }
+    const paired = !argv.includes('--alternated')
+    const b: Bench = { P, cores: where, report: new Report(), targets, loaders, paired, spareRefs: await startSpareRefs(targets, paired, stops) }
     const byName = (name: string): Target | undefined => targets.find((t) => t.name === name)
 
     // Each measure says how long it took: npm run bench must stay within 15 minutes.
