@@ -40,7 +40,7 @@ const roundOptions = (b: Bench, targets: Target[]): RoundOptions => ({
   paired: b.paired,
   ref: REF,
   spareRefs: b.spareRefs,
-  fresh: async () => { await freshTargets(b.cores, [...targets, ...(b.paired ? b.spareRefs : [])], b.loaders) }
+  fresh: b.P.freshProcesses ? async () => { await freshTargets(b.cores, [...targets, ...(b.paired ? b.spareRefs : [])], b.loaders) } : undefined
 })
 
 const rtt = (t: Target, conns: number, localAddress: string, p: { seconds: number, warmupMs: number }, size?: number): LoadCommand =>

@@ -17,6 +17,8 @@ export interface Params {
   lwsc: { rounds: number, seconds: number, httpConcurrency: number }
   /** Load generator processes (the storm and the memory measure spread their connections over them). */
   loaders: number
+  /** Whether the round-trip rounds start fresh target processes (the smoke run's one round has just started them). */
+  freshProcesses: boolean
 }
 
 export const FULL: Params = {
@@ -30,7 +32,8 @@ export const FULL: Params = {
   idle: { rounds: 3, count: 15_000 },
   registry: { sizes: [1_000, 100_000, 1_000_000], rounds: 101 },
   lwsc: { rounds: 8, seconds: 0.75, httpConcurrency: 8 },
-  loaders: 4
+  loaders: 4,
+  freshProcesses: true
 }
 
 export const SMOKE: Params = {
@@ -42,7 +45,8 @@ export const SMOKE: Params = {
   idle: { rounds: 1, count: 200 },
   registry: { sizes: [1_000], rounds: 5 },
   lwsc: { rounds: 1, seconds: 0.2, httpConcurrency: 2 },
-  loaders: 2
+  loaders: 2,
+  freshProcesses: false
 }
 
 /** What `npm run bench` measures; `npm run bench:more` runs the rest. */

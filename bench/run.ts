@@ -96,7 +96,8 @@ async function startTargets (stops: Array<() => Promise<void> | void>): Promise<
  */
 async function startSpareRefs (targets: Target[], paired: boolean, stops: Array<() => Promise<void> | void>): Promise<Target[]> {
   if (!paired || !targets.some((t) => t.name === 'C')) return []
-  const spares = await Promise.all(Array.from({ length: Math.max(0, targets.length - 2) }, async () => await startNodeTarget('C', 'C')))
+  // --smoke: one spare, enough to take that path, not one per pair (its figures are not figures).
+  const spares = await Promise.all(Array.from({ length: SMOKE ? 1 : Math.max(0, targets.length - 2) }, async () => await startNodeTarget('C', 'C')))
   for (const t of spares) stops.push(t.stop)
   return spares
 }
