@@ -1,24 +1,14 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import IORedis from 'ioredis'
 import { FIND, PURGE, PUT, REMOVE } from '../../../example/cluster/binding-scripts'
-import { startRedis, type RedisServer } from '../../helpers/redis'
-import { reportedSetUp } from '../../helpers/set-up'
+import { redisPerSuite } from '../../helpers/redis-suite'
 
 const BASE = '{sipws}:reg:'
 
 describe('the bindings\' Lua scripts in a real Redis', () => {
-  let redis: RedisServer
   let client: IORedis
-
-  before(reportedSetUp(async () => {
-    redis = await startRedis()
-    client = new IORedis(redis.url)
-  }))
-  after(async () => {
-    client?.disconnect()
-    await redis?.stop()
-  })
+  redisPerSuite((_redis, connected) => { client = connected })
 
   test('each compiles', async () => {
     for (const script of [PUT, REMOVE, PURGE, FIND]) assert.match(await client.script('LOAD', script) as string, /^[0-9a-f]{40}$/)

@@ -13,6 +13,7 @@ import { startNode } from '../../helpers/cluster'
 import { freePort } from '../../helpers/lwsc'
 import { until, within } from '../../helpers/pool'
 import { startRedis, type RedisServer } from '../../helpers/redis'
+import { redisPerSuite } from '../../helpers/redis-suite'
 import { loggedApp } from '../../helpers/server'
 import { reportedSetUp } from '../../helpers/set-up'
 
@@ -21,15 +22,7 @@ const LOCAL: ConnectionLocal = { localAddress: '127.0.0.1', localPort: 8080 }
 describe('ClusterLink: the example\'s own Redis connection', () => {
   let redis: RedisServer
   let client: IORedis
-
-  before(reportedSetUp(async () => {
-    redis = await startRedis()
-    client = new IORedis(redis.url)
-  }))
-  after(async () => {
-    client?.disconnect()
-    await redis?.stop()
-  })
+  redisPerSuite((started, connected) => { redis = started; client = connected })
 
   test('two links agree on the keys; the plugin\'s cluster option names the URL, the prefix and the node timeout', async () => {
     const [one, two] = await Promise.all([ClusterLink.open(redis.url), ClusterLink.open(redis.url)])

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
-import { after, before, beforeEach, describe, test } from 'node:test'
+import { beforeEach, describe, test } from 'node:test'
 import IORedis from 'ioredis'
 import { RedisBindings } from '../../../example/cluster/redis-bindings'
 import type { Binding, MovingUser, RemoteBinding } from '../../../example/proxy/registrar'
 import { parseUri } from '../../../example/sip/uri'
-import { startRedis, type RedisServer } from '../../helpers/redis'
-import { reportedSetUp } from '../../helpers/set-up'
+import { redisPerSuite } from '../../helpers/redis-suite'
 
 const LOCAL = { localAddress: '127.0.0.1', localPort: 8080, host: '127.0.0.1:8080', secure: false }
 /** A cluster-mode id (slot 200): past 2^48 and 16 digits long, as most are. */
@@ -29,21 +28,12 @@ const FLOW: Array<[string, string]> = [['reg-id', '1'], ['+sip.instance', '"<urn
 const uri = (text: string): NonNullable<ReturnType<typeof parseUri>> => parseUri(text) ?? assert.fail(text)
 
 describe('the registrar\'s bindings in a real Redis', () => {
-  let redis: RedisServer
   let client: IORedis
   let now = 1_000_000
   const clock = (): number => now
   let a: RedisBindings
   let b: RedisBindings
-
-  before(reportedSetUp(async () => {
-    redis = await startRedis()
-    client = new IORedis(redis.url)
-  }))
-  after(async () => {
-    client?.disconnect()
-    await redis?.stop()
-  })
+  redisPerSuite((_redis, connected) => { client = connected })
   beforeEach(async () => {
     await client.flushall()
     now = Date.now()

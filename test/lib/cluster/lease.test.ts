@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import { after, before, beforeEach, describe, test } from 'node:test'
+import { beforeEach, describe, test } from 'node:test'
 import IORedis from 'ioredis'
 import { epochAt, MAX_SLOTS, prefixOf } from '../../../lib/cluster/ids'
 import { holders, SlotLease, slotKey } from '../../../lib/cluster/lease'
 import { until, within } from '../../helpers/pool'
-import { startRedis, type RedisServer } from '../../helpers/redis'
-import { reportedSetUp } from '../../helpers/set-up'
+import { type RedisServer } from '../../helpers/redis'
+import { redisPerSuite } from '../../helpers/redis-suite'
 
 const KEYS = 'lt'
 const TTL = 5000
@@ -14,14 +14,7 @@ const key = (slot: number): string => slotKey(KEYS, slot)
 describe('a slot lease', () => {
   let redis: RedisServer
   let client: IORedis
-  before(reportedSetUp(async () => {
-    redis = await startRedis()
-    client = new IORedis(redis.url)
-  }))
-  after(async () => {
-    client?.disconnect()
-    await redis?.stop()
-  })
+  redisPerSuite((started, connected) => { redis = started; client = connected })
   beforeEach(async () => { await client.flushall() })
 
   /** Every slot but `free` held by other nodes. */

@@ -1,24 +1,15 @@
 import assert from 'node:assert/strict'
-import { after, before, beforeEach, describe, test } from 'node:test'
+import { beforeEach, describe, test } from 'node:test'
 import IORedis from 'ioredis'
 import { nodeKey, Presence } from '../../../lib/cluster/presence'
 import { until } from '../../helpers/pool'
-import { startRedis, type RedisServer } from '../../helpers/redis'
-import { reportedSetUp } from '../../helpers/set-up'
+import { redisPerSuite } from '../../helpers/redis-suite'
 
 const TTL = 5000
 
 describe('a node\'s presence in Redis', () => {
-  let redis: RedisServer
   let client: IORedis
-  before(reportedSetUp(async () => {
-    redis = await startRedis()
-    client = new IORedis(redis.url)
-  }))
-  after(async () => {
-    client?.disconnect()
-    await redis?.stop()
-  })
+  redisPerSuite((_redis, connected) => { client = connected })
   beforeEach(async () => { await client.flushall() })
 
   test('renew writes the node key (its served prefixes) and one key per prefix, each with the TTL; says whether it had lapsed', async () => {
