@@ -9,7 +9,12 @@
  *   BENCH_OFF=clock       the clock read per message (Date.now() returns a constant)
  *   BENCH_OFF=telemetry   the message and byte counters each way (Stats#messageReceived, #messageSent) and
  *                         the diagnostics channel's hasSubscribers getter (a plain false field instead)
- *   BENCH_OFF=used,keepalive,stats,clock,telemetry   all of them
+ *   BENCH_OFF=send        wsSend's own work: the payload check, the writable and buffered-amount checks
+ *                         (the write itself, and the registry lookup, stay; `used`, `stats` and `telemetry`
+ *                         go with it, as they are counted there)
+ *   BENCH_OFF=dispatch    the hook dispatcher's work: the message's first hook is called directly, with no
+ *                         queue check, no hook timer check and no look at what it returned
+ *   BENCH_OFF=used,keepalive,stats,clock,telemetry,send,dispatch   all of them
  *
  * What they leave wrong (wsDump's order, keepalive probes, statistics) does not matter to a round-trip
  * bench, which never asks.
@@ -18,9 +23,12 @@ import { Keepalive } from '../lib/connection/keepalive'
 import { Registry } from '../lib/connection/registry'
 import { Stats } from '../lib/connection/stats'
 import { messageChannel } from '../lib/observe/channels'
+import { HookDispatcher } from '../lib/connection/hook-queue'
+import type { Connection } from '../lib/connection/connection'
+import { WsServer } from '../lib/server'
 import type { TargetKind } from './target'
 
-export const PARTS = ['used', 'keepalive', 'stats', 'clock', 'telemetry'] as const
+export const PARTS = ['used', 'keepalive', 'stats', 'clock', 'telemetry', 'send', 'dispatch'] as const
 export type Part = typeof PARTS[number]
 
 /** Parses BENCH_OFF; throws on a name it does not know, so a typo cannot measure nothing. */
@@ -42,6 +50,19 @@ export function switchOff (parts: readonly Part[]): void {
       Stats.prototype.messageReceived = noop
       Stats.prototype.messageSent = noop
       Object.defineProperty(messageChannel, 'hasSubscribers', { value: false })
+    }
+    if (part === 'send') {
+      WsServer.prototype.send = function (this: WsServer, id: number, data: string | Uint8Array): boolean {
+        const conn = (this as unknown as { registry: { get: (id: number) => Connection | undefined } }).registry.get(id)
+        conn?.socket?.send(data)
+        return conn !== undefined
+      }
+    }
+    if (part === 'dispatch') {
+      HookDispatcher.prototype.dispatch = function (this: HookDispatcher<Connection>, _conn, name, event): void {
+        const hook = (this as unknown as { hooks: { events: (n: string) => Array<{ fn: (e: unknown) => unknown, instance: unknown }> } }).hooks.events(name)[0]
+        hook?.fn.call(hook.instance, event)
+      }
     }
     if (part === 'clock') {
       const then = Date.now()

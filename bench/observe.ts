@@ -6,7 +6,7 @@
 import type { Loader } from './loader'
 import type { LoadCommand } from './load'
 import { pin, type Cores } from './pin'
-import { cpuSeconds, machineBusySeconds, procCounters, procDelta, type ProcCounters } from './proc'
+import { cpuSeconds, helperCpuSeconds, machineBusySeconds, procCounters, procDelta, type ProcCounters } from './proc'
 import { out, table } from './report'
 import type { Target } from './servers'
 import { spread } from './spread'
@@ -40,6 +40,8 @@ export interface Observation {
   serverCpu: number
   user: number
   system: number
+  /** Of serverCpu: the Node processes' threads other than the main one (JIT compiler, GC helpers). */
+  helpers: number
   loadCpu: number
   /** CPU the rest of the machine used meanwhile (other jobs): machine − server − load. */
   otherCpu: number
@@ -58,13 +60,15 @@ export async function observe (loaders: Loader[], target: Target, commands: Load
   let cpu1 = 0
   let busy0 = 0
   let busy1 = 0
+  let helpers0 = 0
+  let helpers1 = 0
   let t0 = 0n
   let t1 = 0n
   let counters0: ProcCounters | null = null
   let counters: ProcCounters | null = null
   const onMark = (mark: string): void => {
-    if (mark === 'start' && starts++ === 0) { cpu0 = cpuSeconds(target.pids()); counters0 = procCounters(target.pids()); busy0 = machineBusySeconds(); t0 = process.hrtime.bigint() }
-    if (mark === 'end' && ++ends === commands.length) { cpu1 = cpuSeconds(target.pids()); counters = procCounters(target.pids()); busy1 = machineBusySeconds(); t1 = process.hrtime.bigint() }
+    if (mark === 'start' && starts++ === 0) { cpu0 = cpuSeconds(target.pids()); counters0 = procCounters(target.pids()); helpers0 = helperCpuSeconds(target.pids()); busy0 = machineBusySeconds(); t0 = process.hrtime.bigint() }
+    if (mark === 'end' && ++ends === commands.length) { cpu1 = cpuSeconds(target.pids()); counters = procCounters(target.pids()); helpers1 = helperCpuSeconds(target.pids()); busy1 = machineBusySeconds(); t1 = process.hrtime.bigint() }
   }
   const results = await Promise.all(commands.map(async (c, i) => await loaders[i].run(c, onMark)))
   for (const r of results) if (r.failed > 0) warn(`  ! ${target.name} ${commands[0].cmd}: ${r.failed} failed (${r.firstError ?? ''})`)
@@ -79,6 +83,7 @@ export async function observe (loaders: Loader[], target: Target, commands: Load
     serverCpu,
     user: split.user / seconds,
     system: split.system / seconds,
+    helpers: (helpers1 - helpers0) / seconds,
     loadCpu,
     otherCpu: Math.max(0, (busy1 - busy0) / seconds - serverCpu - loadCpu),
     p50: results[0].p50,
@@ -100,6 +105,8 @@ export class Figures {
   /** µs of server CPU per operation, in user space and in the kernel. */
   readonly userUs = new Samples()
   readonly systemUs = new Samples()
+  /** µs per operation on the threads beside the main one (compiler, GC helpers): warm-up left in a window. */
+  readonly helperUs = new Samples()
   readonly load = new Samples()
   readonly other = new Samples()
   /** Per round: the target's figure over the reference's (per server CPU-second, and per second). */
@@ -115,6 +122,7 @@ export class Figures {
     this.server.push(name, o.serverCpu)
     this.userUs.push(name, o.user / o.rate * 1e6)
     this.systemUs.push(name, o.system / o.rate * 1e6)
+    this.helperUs.push(name, o.helpers / o.rate * 1e6)
     this.load.push(name, o.loadCpu)
     this.other.push(name, o.otherCpu)
   }
@@ -223,11 +231,11 @@ export function rateTable (f: Figures, targets: Target[], unit: string, opts: { 
   const vs = (figure: 'perCpu' | 'rate', name: string): string => f.has(ref) ? fmt(spread(f.ratios(name, ref, figure)), 2) : ''
   table([
     'target', `${unit} per server CPU-second`, `vs ${ref}`, `${unit}/s`, `vs ${ref}`,
-    ...(opts.latency ? ['p50 ms', 'p99 ms'] : []), `user µs per ${opts.op}`, `system µs per ${opts.op}`, 'server CPU', 'load CPU', 'other CPU'
+    ...(opts.latency ? ['p50 ms', 'p99 ms'] : []), `user µs per ${opts.op}`, `system µs per ${opts.op}`, `helper threads µs per ${opts.op}`, 'server CPU', 'load CPU', 'other CPU'
   ], targets.map((t) => [
     t.name, fmt(f.perCpu.of(t.name)), t.name === ref ? '1.00' : vs('perCpu', t.name), fmt(f.rate.of(t.name)), t.name === ref ? '1.00' : vs('rate', t.name),
     ...(opts.latency ? [fmt(f.p50.of(t.name), 3), fmt(f.p99.of(t.name), 3)] : []),
-    fmt(f.userUs.of(t.name), 1), fmt(f.systemUs.of(t.name), 1),
+    fmt(f.userUs.of(t.name), 1), fmt(f.systemUs.of(t.name), 1), fmt(f.helperUs.of(t.name), 2),
     percent(f.server.of(t.name)), percent(f.load.of(t.name)), percent(f.other.of(t.name))
   ]))
 }

@@ -62,6 +62,23 @@ export function cpuSeconds (pids: readonly number[]): number {
   return ns / 1e9 + ticks / CLOCK_TICKS
 }
 
+/**
+ * CPU seconds used so far by the threads of these processes other than each one's main thread: V8's
+ * compiler and GC helpers, libuv's pool (schedstat, ns; 0 where the kernel has none). A fresh Node process
+ * spends its first seconds compiling its hot path on them, so they tell whether a window held warm-up.
+ */
+export function helperCpuSeconds (pids: readonly number[]): number {
+  let ns = 0
+  for (const pid of pids) {
+    for (const task of readdirSafe(`/proc/${pid}/task`)) {
+      if (task === String(pid)) continue
+      const line = read(`/proc/${pid}/task/${task}/schedstat`)
+      if (line !== null) ns += Number(line.split(' ')[0])
+    }
+  }
+  return ns / 1e9
+}
+
 /** What the kernel counts for a process tree: CPU split into user and system, page faults, context switches. */
 export interface ProcCounters {
   /** CPU seconds in user space and in the kernel, every thread (10 ms ticks). */

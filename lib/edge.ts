@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster } from './cluster/seam'
-import { FrameClock } from './connection/clock'
+import { CurrentMessage } from './connection/current-message'
 import type { Connection } from './connection/connection'
 import { HookDispatcher } from './connection/hook-queue'
 import { Keepalive } from './connection/keepalive'
@@ -34,8 +34,8 @@ export interface Edge {
 export function buildEdge (settings: Settings, hooks: Hooks, cluster: Cluster, log: FastifyBaseLogger, telemetry: Telemetry): Edge {
   const registry = new Registry(cluster.ids)
   const stats = new Stats(settings.enabledProtocols)
-  const clock = new FrameClock()
-  const server = new WsServer(settings, registry, stats, cluster.remote, clock, log, telemetry)
+  const current = new CurrentMessage()
+  const server = new WsServer(settings, registry, stats, cluster.remote, current, log, telemetry)
   const keepalive = new Keepalive({
     mechanism: settings.keepaliveMechanism,
     timeoutMs: settings.keepaliveTimeout,
@@ -56,7 +56,7 @@ export function buildEdge (settings: Settings, hooks: Hooks, cluster: Cluster, l
       conn.socket?.resume()
     }
   }, log)
-  const acceptor = new Acceptor(settings, { registry, stats, keepalive, dispatcher, hooks, clock, log, telemetry })
+  const acceptor = new Acceptor(settings, { registry, stats, keepalive, dispatcher, hooks, current, log, telemetry })
   const lifecycle = new Lifecycle(settings, { server, registry, keepalive, dispatcher, closeUpgrades: () => { acceptor.close() } }, log)
   const admission = new Admission(settings, lifecycle, registry)
   const upgrades = new UpgradeRequests(settings, { hooks, admission, acceptor, stats, telemetry })

@@ -69,6 +69,12 @@ export class Hooks {
     'cluster:rejoined': []
   }
 
+  // The event lists again, by field: `lists[name]` with a name that varies is a megamorphic keyed load, paid
+  // per message on the hot path; the lists are never replaced, so these stay the same arrays.
+  private readonly openHooks = this.lists['websocket:open'] as EventHook[]
+  private readonly messageHooks = this.lists['websocket:message'] as EventHook[]
+  private readonly closedHooks = this.lists['websocket:closed'] as EventHook[]
+
   constructor (private readonly log: FastifyBaseLogger, private readonly timer: HookTimer = NOBODY) {}
 
   add<K extends WsHookName> (instance: FastifyInstance, name: K, fn: WsHookMap[K]): void {
@@ -103,7 +109,7 @@ export class Hooks {
 
   /** The hooks of an event, in the order added. */
   events (name: EventHookName): readonly EventHook[] {
-    return this.lists[name]
+    return name === 'websocket:message' ? this.messageHooks : name === 'websocket:open' ? this.openHooks : this.closedHooks
   }
 
   /**

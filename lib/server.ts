@@ -3,7 +3,7 @@ import { WebSocket } from 'ws'
 import { checkClose, checkConnectionId, dumpOrder, payloadError } from './arguments'
 import type { RemoteConnections } from './cluster/seam'
 import { CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REASONS } from './constants'
-import type { FrameClock } from './connection/clock'
+import type { CurrentMessage } from './connection/current-message'
 import type { Connection } from './connection/connection'
 import type { Registry } from './connection/registry'
 import type { Stats } from './connection/stats'
@@ -25,7 +25,7 @@ export class WsServer {
     private readonly registry: Registry,
     private readonly stats: Stats,
     private readonly remote: RemoteConnections,
-    private readonly clock: FrameClock,
+    private readonly current: CurrentMessage,
     private readonly log: FastifyBaseLogger,
     private readonly telemetry: Telemetry
   ) {
@@ -49,7 +49,7 @@ export class WsServer {
   send (id: number, data: WsData): boolean {
     const bad = payloadError(data)
     if (bad !== null) throw bad
-    const conn = this.registry.get(id)
+    const conn = this.current.connection(id) ?? this.registry.get(id)
     if (conn === undefined) return this.remote.send(id, data)
     const socket = conn.writableSocket
     if (socket === null) return false
@@ -63,7 +63,7 @@ export class WsServer {
     // ws frames a string as text and anything else as binary, as we want: options would only cost an
     // object spread inside ws's send() on every message.
     socket.send(data)
-    this.registry.touch(conn, this.clock.now())
+    this.registry.touch(conn, this.current.now())
     this.stats.transmitted(conn.counters)
     this.stats.messageSent(conn.counters, data)
     if (messageChannel.hasSubscribers) this.telemetry.message(conn, 'out', typeof data !== 'string', typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength)

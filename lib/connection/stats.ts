@@ -95,13 +95,13 @@ export class Stats {
     this.total.handshake_timeouts++
   }
 
+  // The frame totals are the sum of the sub-protocols' counts, added up when read (snapshot): one increment
+  // per frame rather than two.
   received (p: ProtocolCounters): void {
-    this.total.received_frames++
     p.received_frames++
   }
 
   transmitted (p: ProtocolCounters): void {
-    this.total.transmitted_frames++
     p.transmitted_frames++
   }
 
@@ -137,6 +137,8 @@ export class Stats {
     for (const key of TOTAL_STATS) out[`ws_${key}`] = this.total[key]
     for (const [name, counters] of this.protocols) {
       for (const key of PROTOCOL_STATS) out[`ws_${name}_${key}`] = counters[key]
+      out.ws_received_frames += counters.received_frames
+      out.ws_transmitted_frames += counters.transmitted_frames
     }
     return out as StatsSnapshot
   }

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { CLOSE_PROTOCOL_ERROR, CLOSE_REASONS, FRAME_ERROR_CLOSE_CODES } from '../constants'
-import type { FrameClock } from '../connection/clock'
+import type { CurrentMessage } from '../connection/current-message'
 import { Connection, withLog } from '../connection/connection'
 import { MESSAGE_OVERHEAD, type HookDispatcher } from '../connection/hook-queue'
 import { MessageEvent } from '../connection/message-event'
@@ -51,7 +51,7 @@ export interface AcceptParts {
   keepalive: Keepalive
   dispatcher: HookDispatcher<Connection>
   hooks: Hooks
-  clock: FrameClock
+  current: CurrentMessage
   log: FastifyBaseLogger
   telemetry: Telemetry
 }
@@ -158,7 +158,7 @@ function socketListeners (parts: AcceptParts) {
 }
 
 /** What the peer sends. */
-function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock, telemetry }: AcceptParts) {
+function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, current, telemetry }: AcceptParts) {
   /** The peer is alive, the connection the most recently used, the frame counted; returns the time. */
   const frameIn = (conn: Connection): number => {
     const now = Date.now()
@@ -174,12 +174,12 @@ function frameListeners ({ registry, stats, keepalive, dispatcher, hooks, clock,
       const now = frameIn(conn)
       stats.messageReceived(conn.counters, data.length)
       if (messageChannel.hasSubscribers) telemetry.message(conn, 'in', isBinary, data.length)
-      if (!hooks.has('websocket:message')) return
-      clock.begin(now)
+      if (hooks.events('websocket:message').length === 0) return
+      current.begin(now, conn)
       try {
         dispatcher.dispatch(conn, 'websocket:message', new MessageEvent(conn, data, isBinary) as unknown as WsMessage, data.length + MESSAGE_OVERHEAD, now)
       } finally {
-        clock.end()
+        current.end()
       }
     },
 

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import Fastify from 'fastify'
 import pino from 'pino'
 import { SingleProcess } from '../../lib/cluster/single-process'
-import { FrameClock } from '../../lib/connection/clock'
+import { CurrentMessage } from '../../lib/connection/current-message'
 import { Stats } from '../../lib/connection/stats'
 import { resolveSettings, type SipWsOptions } from '../../lib/options'
 import { Telemetry } from '../../lib/observe/telemetry'
@@ -35,7 +35,7 @@ function bare (options: SipWsOptions = {}): { server: WsServer, add: (remoteAddr
   const registry = newRegistry()
   const stats = new Stats(settings.enabledProtocols)
   const log = pino({ level: 'silent' })
-  const server = new WsServer(settings, registry, stats, new SingleProcess().remote, new FrameClock(), log, new Telemetry(Fastify(), log, 'info'))
+  const server = new WsServer(settings, registry, stats, new SingleProcess().remote, new CurrentMessage(), log, new Telemetry(Fastify(), log, 'info'))
   return {
     server,
     stats,

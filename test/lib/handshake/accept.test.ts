@@ -4,7 +4,7 @@ import { after, before, beforeEach, describe, test } from 'node:test'
 import type { FastifyReply } from 'fastify'
 import WebSocket from 'ws'
 import type { WsClosedEvent, WsMessage, WsOpenEvent } from '../../../lib'
-import { FrameClock } from '../../../lib/connection/clock'
+import { CurrentMessage } from '../../../lib/connection/current-message'
 import { HookDispatcher } from '../../../lib/connection/hook-queue'
 import type { Connection } from '../../../lib/connection/connection'
 import { Acceptor } from '../../../lib/handshake/accept'
@@ -245,7 +245,7 @@ describe('Acceptor', () => {
     })
     const { edge, hooks, settings, app } = s
     const dispatcher = new HookDispatcher<Connection>(hooks, { hookTimeout: settings.hookTimeout, queueLimit: settings.hookQueueLimit }, { pause: () => {}, resume: () => {} }, app.log)
-    acceptor = new Acceptor(settings, { registry: edge.registry, stats: edge.stats, keepalive: edge.keepalive, dispatcher, hooks, clock: new FrameClock(), log: app.log, telemetry: new Telemetry(app, app.log, settings.logLevel) })
+    acceptor = new Acceptor(settings, { registry: edge.registry, stats: edge.stats, keepalive: edge.keepalive, dispatcher, hooks, current: new CurrentMessage(), log: app.log, telemetry: new Telemetry(app, app.log, settings.logLevel) })
   })
   after(async () => { await s.close() })
   beforeEach(() => { head = Buffer.alloc(0); replies.length = 0; messages.length = 0; opened.length = 0; closedEvents.length = 0 })
