@@ -24,7 +24,7 @@ export interface Params {
 export const FULL: Params = {
   // 2 s of warm-up: each round's processes are new, and a new A was still compiling its message path after
   // 0.5 s (V8's compiler threads, pinned to the server core too, used 4.4 µs a round trip in A's window and
-  // 1.9 in C's; after 2 s, 0.3–0.4 in both: see bench/README.md, "Warm-up").
+  // 1.9 in C's; after 2 s, 0.3–0.4 in both: bench/README.md, "Per message, second pass").
   rtt: { rounds: 7, seconds: 2, warmupMs: 2000, conns: [1, 50, 500] },
   sizes: { rounds: 7, seconds: 1, warmupMs: 250, sizes: [0, 4096, 16384, 65536], conns: 50 },
   handshakes: { rounds: 7, seconds: 2, warmupMs: 500, concurrency: 20 },

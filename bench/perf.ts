@@ -18,7 +18,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { targetOf } from './ablate'
@@ -122,6 +122,7 @@ async function main (): Promise<void> {
         if (failed > 0) out(`  ! ${t.name}: ${failed} failed`)
         const helperUs = delta[i].helpers * 1e6 / done
         samples.get(t.name)?.push({ mainUs: perRt[i] - helperUs, helperUs, perRt: ref / perRt[i] })
+        // perf ran for the window less a second: its counts are of about that share of the round trips.
         last.set(t.name, { roundTrips: done * (SECONDS - 1) / SECONDS, mainUs: perRt[i] - helperUs, helperUs })
       })
     }
@@ -159,7 +160,7 @@ async function main (): Promise<void> {
     if (STAT) {
       out('## perf stat, last round: per round trip')
       out()
-      const per = NAMES.map((n) => { const t = targets[NAMES.indexOf(n)]; return statCounts(spawnSync('cat', [join(dir, `${t.name}.stat`)], { encoding: 'utf8' }).stdout, last.get(n)?.roundTrips ?? 1) })
+      const per = await Promise.all(NAMES.map(async (n) => statCounts(await readFile(join(dir, `${n}.stat`), 'utf8'), last.get(n)?.roundTrips ?? 1)))
       out(`| event | ${NAMES.join(' | ')} |`)
       out(`|---|${NAMES.map(() => '---').join('|')}|`)
       for (let i = 0; i < per[0].length; i++) out(`| ${per[0][i][0]} | ${per.map((p) => (p[i]?.[1] ?? NaN).toFixed(4)).join(' | ')} |`)

@@ -44,15 +44,8 @@ export function cpuSeconds (pids: readonly number[]): number {
     const tasks = readdirSafe(`/proc/${pid}/task`)
     // Schedstat when the kernel has it (some thread's file reads); a thread that ended since the listing is
     // skipped, not a reason to fall back to ticks for the whole process.
-    let fromSchedstat = false
-    let processNs = 0
-    for (const task of tasks) {
-      const line = read(`/proc/${pid}/task/${task}/schedstat`)
-      if (line === null) continue
-      fromSchedstat = true
-      processNs += Number(line.split(' ')[0])
-    }
-    if (fromSchedstat) { ns += processNs; continue }
+    const processNs = threadsNs(pid, tasks)
+    if (processNs !== null) { ns += processNs; continue }
     const stat = read(`/proc/${pid}/stat`)
     if (stat === null) continue
     // Fields after the command name, which may itself hold spaces: state is field 3, utime 14, stime 15.
@@ -69,14 +62,18 @@ export function cpuSeconds (pids: readonly number[]): number {
  */
 export function helperCpuSeconds (pids: readonly number[]): number {
   let ns = 0
-  for (const pid of pids) {
-    for (const task of readdirSafe(`/proc/${pid}/task`)) {
-      if (task === String(pid)) continue
-      const line = read(`/proc/${pid}/task/${task}/schedstat`)
-      if (line !== null) ns += Number(line.split(' ')[0])
-    }
-  }
+  for (const pid of pids) ns += threadsNs(pid, readdirSafe(`/proc/${pid}/task`).filter((task) => task !== String(pid))) ?? 0
   return ns / 1e9
+}
+
+/** Nanoseconds these threads of a process ran, from their schedstat; null when none of them has one. */
+function threadsNs (pid: number, tasks: readonly string[]): number | null {
+  let ns: number | null = null
+  for (const task of tasks) {
+    const line = read(`/proc/${pid}/task/${task}/schedstat`)
+    if (line !== null) ns = (ns ?? 0) + Number(line.split(' ')[0])
+  }
+  return ns
 }
 
 /** What the kernel counts for a process tree: CPU split into user and system, page faults, context switches. */
